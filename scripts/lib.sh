@@ -11,7 +11,9 @@ SLIPWAY_CACHE=${SLIPWAY_CACHE:-$HOME/.cache/slipway}
 SLIPWAY_STATE=${SLIPWAY_STATE:-$SLIPWAY_CACHE/state}
 
 BUILDKIT_VERSION=v0.33.1
-DISTRIBUTION_VERSION=v3.0.0
+DISTRIBUTION_VERSION=v3.1.2
+PEBBLE_VERSION=v2.10.1
+GOTESTSUM_VERSION=v1.13.0
 
 log() { printf '[slipway] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -28,7 +30,7 @@ go_build_tool() {
 	(
 		cd "$tmp"
 		go mod init slipway.local/tools >/dev/null 2>&1
-		GOFLAGS=-mod=mod go get "$modver" >/dev/null
+		GOFLAGS=-mod=mod go get "$modver" >go-get.log 2>&1 || { cat go-get.log >&2; exit 1; }
 		GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$out/$name.tmp" "$pkg"
 	)
 	mv "$out/$name.tmp" "$out/$name"
