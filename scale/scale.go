@@ -217,6 +217,27 @@ type OneOff struct {
 	TTL time.Duration
 }
 
+// Validate reports what is wrong with o as a *FormationError wrapping
+// ErrInvalidFormation, or nil: the same rules as Formation.Validate for its
+// app, release, image, type (default "run") and resources, and no negative
+// Timeout or TTL. An empty Command is left to the scheduler, which falls
+// back to the image's entrypoint and cmd or returns ErrNoCommand.
+func (o OneOff) Validate() error {
+	typ := o.Type
+	if typ == "" {
+		typ = "run"
+	}
+	f := Formation{App: o.App, Release: o.Release, Image: o.Image, Env: o.Env,
+		Processes: []Process{{Type: typ, Count: 1, Resources: o.Resources}}}
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if o.Timeout < 0 || o.TTL < 0 {
+		return &FormationError{App: o.App, Release: o.Release, Reason: "negative timeout or TTL"}
+	}
+	return nil
+}
+
 // DefaultDetachedTTL bounds a detached one-off whose TTL is zero, as
 // Heroku's 24 h cycling bounds a detached dyno.
 const DefaultDetachedTTL = 24 * time.Hour
