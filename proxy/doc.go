@@ -1,0 +1,78 @@
+// Package proxy is Slipway's router: the HTTP front door of every app.
+//
+// A [Router] maps request hosts (exact names and "*.example.com" wildcards,
+// case-insensitive, port stripped) to an app's web instances and forwards
+// each request to one of them. It is an [net/http.Handler] and also serves
+// its own listeners ([Router.Serve], [Router.ServeTLS], [Router.Shutdown]).
+//
+// # Route table
+//
+// The route table is immutable and swapped atomically: a request sees either
+// the old or the new set of hosts and instances, never a mix, and the control
+// plane ([Router.SetHosts], [Router.SetBackends], [Router.RemoveApp]) never
+// blocks the request path. SetBackends health-checks instances that are new
+// to the app before they join, and returns a [Drain] that reports when the
+// instances it removed have finished their in-flight requests (WebSockets
+// and other upgraded connections included; they are closed at
+// Config.DrainTimeout).
+//
+// # Balancing, queueing and queue time
+//
+// Each instance takes at most a configured number of concurrent requests
+// (like an app server's worker count). Requests pick among healthy instances
+// with the power of two choices on outstanding requests; when every instance
+// is busy, they wait in the router in a bounded FIFO queue for a bounded
+// time. The router measures that wait itself, on one monotonic clock, and
+// exports it per app and process type through [Router.QueueStats]: the
+// autoscaler's signal. Instances that refuse connections are quarantined
+// (Config.Quarantine, 5 s by default); an active health check (TCP connect,
+// optionally an HTTP path) takes up-but-broken instances out of rotation.
+//
+// # Headers
+//
+// The router stamps X-Request-Start (integer Unix milliseconds, when the
+// router read the request) and X-Request-Id (a client value of 20 to 200
+// characters from [A-Za-z0-9+/=-] is kept, otherwise a new UUID is made),
+// and sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Port. Values
+// clients send in those headers are replaced unless the client's address is
+// in Config.TrustedProxies, in which case X-Forwarded-For is appended to and
+// the client's Proto and Port are kept. Forwarded and X-Forwarded-Host are
+// removed.
+//
+// # Errors
+//
+// Every error the router itself answers has a stable [Code], a plain HTML
+// page, a log line with the request id (Config.Logger) and a report to
+// Config.Hook with observe.Request.Code set. The codes follow Heroku's
+// router where a Heroku code exists:
+//
+//	code  status  meaning
+//	H10   503     no healthy instance during the whole queue wait (app crashed or unhealthy)
+//	H11   503     backlog too deep: the app's queue is full, or the queue wait ran out while instances were busy
+//	H12   503     request timeout: no first response byte within Config.FirstByteTimeout
+//	H13   503     connection closed without response (reset or EOF before the response headers)
+//	H14   503     no web instances: the app has no backends
+//	H18   -       response interrupted: the instance failed or stalled for Config.IdleTimeout in the middle of
+//	              the response body (status already sent; the client connection is aborted)
+//	H19   503     backend connection timeout: every connect attempt timed out
+//	H21   503     backend connection refused: every connect attempt was refused
+//	H25   400/413 HTTP restriction: malformed request, body over Config.MaxBodyBytes
+//	H27   499     client request interrupted: the client went away (nothing is sent)
+//	H00   404     unknown host: no app is routed at this host (no instance is touched; Slipway's own code)
+//	H99   500     router error (a bug)
+//
+// Requests that net/http rejects before a handler runs (a malformed request
+// line, headers over Config.MaxHeaderBytes answered with 431, conflicting
+// Content-Length headers, unsupported Transfer-Encoding) never reach the
+// router's handler, so they are neither logged nor reported. A request with
+// both Content-Length and Transfer-Encoding: chunked is read as chunked and
+// forwarded without Content-Length, as RFC 9112 section 6.3 requires of an
+// intermediary, so it cannot smuggle a second request.
+//
+// # TLS
+//
+// With Config.ACME set, [Router.ServeTLS] obtains certificates with ACME
+// (golang.org/x/crypto/acme/autocert) for exactly the hosts in the route
+// table, stores them in a pluggable autocert.Cache, and serves HTTP/2 and
+// HTTP/1.1. [Router.Serve] answers ACME HTTP-01 challenges.
+package proxy

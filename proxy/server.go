@@ -1,0 +1,206 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Serve answers plain HTTP on ln until Shutdown or Close. With Config.ACME
+// set it also answers ACME HTTP-01 challenges. It returns
+// http.ErrServerClosed after Shutdown or Close.
+func (rt *Router) Serve(ln net.Listener) error {
+	var h http.Handler = rt
+	if rt.acme.mgr != nil {
+		h = rt.acme.mgr.HTTPHandler(rt)
+	}
+	srv := rt.newServer(h)
+	if srv == nil {
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	defer rt.forget(srv)
+	return srv.Serve(newLimitListener(ln, rt.cfg.MaxConns))
+}
+
+// ServeTLS answers HTTPS (HTTP/2 and HTTP/1.1) on ln until Shutdown or
+// Close, with certificates from Config.ACME or Config.GetCertificate.
+func (rt *Router) ServeTLS(ln net.Listener) error {
+	tc := rt.tlsConfig()
+	if tc == nil {
+		ln.Close()
+		return errors.New("proxy: ServeTLS needs Config.ACME or Config.GetCertificate")
+	}
+	srv := rt.newServer(rt)
+	if srv == nil {
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	defer rt.forget(srv)
+	srv.TLSConfig = tc
+	return srv.ServeTLS(newLimitListener(ln, rt.cfg.MaxConns), "", "")
+}
+
+// ListenAndServe listens on the TCP address addr and calls Serve.
+func (rt *Router) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return rt.Serve(ln)
+}
+
+// ListenAndServeTLS listens on the TCP address addr and calls ServeTLS.
+func (rt *Router) ListenAndServeTLS(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return rt.ServeTLS(ln)
+}
+
+func (rt *Router) newServer(h http.Handler) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: rt.cfg.ReadHeaderTimeout,
+		IdleTimeout:       rt.cfg.ClientIdleTimeout,
+		MaxHeaderBytes:    rt.cfg.MaxHeaderBytes,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	rt.srvMu.Lock()
+	defer rt.srvMu.Unlock()
+	select {
+	case <-rt.done:
+		return nil
+	default:
+	}
+	rt.servers[srv] = struct{}{}
+	return srv
+}
+
+func (rt *Router) forget(srv *http.Server) {
+	rt.srvMu.Lock()
+	delete(rt.servers, srv)
+	rt.srvMu.Unlock()
+}
+
+// Shutdown stops the router gracefully: its servers stop accepting and
+// wait for in-flight requests (up to ctx), then upgraded connections and
+// connections to instances are closed and the health checks stop. The
+// router routes no more requests afterwards.
+func (rt *Router) Shutdown(ctx context.Context) error {
+	servers := rt.stop()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	rt.closeBackends()
+	// Upgraded connections end once their instance connection is closed.
+	for rt.hijacked.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+			return errors.Join(errs...)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	rt.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close stops the router at once: servers close their connections, every
+// connection to instances is closed, and health checks stop.
+func (rt *Router) Close() error {
+	var errs []error
+	for _, srv := range rt.stop() {
+		errs = append(errs, srv.Close())
+	}
+	rt.closeBackends()
+	rt.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// stop marks the router closed and returns its servers.
+func (rt *Router) stop() []*http.Server {
+	rt.ctlMu.Lock()
+	rt.closed = true
+	rt.ctlMu.Unlock()
+	rt.srvMu.Lock()
+	rt.closeOnce.Do(func() { close(rt.done) })
+	servers := make([]*http.Server, 0, len(rt.servers))
+	for s := range rt.servers {
+		servers = append(servers, s)
+	}
+	rt.srvMu.Unlock()
+	return servers
+}
+
+func (rt *Router) closeBackends() {
+	for _, r := range rt.table.Load().apps {
+		for _, b := range r.backends {
+			b.forceClose()
+		}
+	}
+	rt.healthClient.CloseIdleConnections()
+}
+
+// limitListener holds at most n accepted connections at once.
+type limitListener struct {
+	net.Listener
+	sem  chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func newLimitListener(ln net.Listener, n int) net.Listener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
