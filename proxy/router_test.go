@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -293,12 +295,11 @@ func TestNewBackendMustBeHealthy(t *testing.T) {
 	}
 }
 
-// TestPowerOfTwoChoicesBeatsRoundRobin: with one slow and one fast
-// instance, round robin would send half of the requests to the slow one;
-// balancing on outstanding requests sends most to the fast one.
+// TestPowerOfTwoChoicesBeatsRoundRobin runs the same load, one slow and
+// one fast instance, through the router and through a round-robin proxy:
+// balancing on outstanding requests sends most requests to the fast one
+// and has a lower mean latency.
 func TestPowerOfTwoChoicesBeatsRoundRobin(t *testing.T) {
-	tr := startRouter(t, Config{})
-	tr.SetHosts("app", []string{"app.test"})
 	var fast, slow atomic.Int64
 	_, f := startBackend(t, "fast", func(w http.ResponseWriter, r *http.Request) {
 		fast.Add(1)
@@ -308,37 +309,57 @@ func TestPowerOfTwoChoicesBeatsRoundRobin(t *testing.T) {
 		slow.Add(1)
 		time.Sleep(30 * time.Millisecond)
 	})
-	setBackends(t, tr.Router, "app", f, s)
-	start := time.Now()
-	var wg sync.WaitGroup
-	const clients, each = 8, 25
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				req, _ := http.NewRequest("GET", "http://"+tr.addr+"/", nil)
-				req.Host = "app.test"
-				res, err := testClient.Do(req)
-				if err != nil {
-					t.Error(err)
-					return
+	load := func(addr string) (share float64, mean time.Duration) {
+		fast.Store(0)
+		slow.Store(0)
+		var wg sync.WaitGroup
+		var total atomic.Int64
+		const clients, each = 8, 25
+		for c := 0; c < clients; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+					req.Host = "app.test"
+					start := time.Now()
+					res, err := testClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					total.Add(int64(time.Since(start)))
 				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		n := fast.Load() + slow.Load()
+		return float64(fast.Load()) / float64(n), time.Duration(total.Load() / n)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	total := fast.Load() + slow.Load()
-	share := float64(fast.Load()) / float64(total)
-	// Round robin: half of 200 requests at 30ms over 8 clients is at least
-	// 100*30ms/8 = 375ms of slow work per client path.
-	rr := time.Duration(clients*each/2/clients) * 30 * time.Millisecond
-	t.Logf("fast %d, slow %d (fast share %.2f), %s; round robin would take >= %s", fast.Load(), slow.Load(), share, elapsed, rr)
-	if share < 0.75 {
-		t.Errorf("fast instance got %.2f of the requests, want >= 0.75 (round robin: 0.5)", share)
+
+	tr := startRouter(t, Config{})
+	tr.SetHosts("app", []string{"app.test"})
+	setBackends(t, tr.Router, "app", f, s)
+	p2cShare, p2cMean := load(tr.addr)
+
+	var next atomic.Uint64
+	addrs := []string{f.Addr, s.Addr}
+	rr := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.Out.URL.Scheme = "http"
+		pr.Out.URL.Host = addrs[next.Add(1)%2]
+	}})
+	defer rr.Close()
+	rrShare, rrMean := load(strings.TrimPrefix(rr.URL, "http://"))
+
+	t.Logf("power of two choices: fast share %.2f, mean latency %s; round robin: fast share %.2f, mean latency %s",
+		p2cShare, p2cMean, rrShare, rrMean)
+	if p2cShare < 0.75 {
+		t.Errorf("fast instance got %.2f of the requests, want >= 0.75 (round robin: %.2f)", p2cShare, rrShare)
+	}
+	if p2cMean >= rrMean {
+		t.Errorf("mean latency %s, not better than round robin's %s", p2cMean, rrMean)
 	}
 }
 
