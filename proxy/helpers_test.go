@@ -97,6 +97,9 @@ func startRouter(t *testing.T, cfg Config) *testRouter {
 	tr := &testRouter{Router: rt, addr: ln.Addr().String(), rec: rec, errc: make(chan error, 1)}
 	go func() { tr.errc <- rt.Serve(ln) }()
 	t.Cleanup(func() {
+		// Connections the client dialed but never used are "new" to the
+		// server, which Shutdown waits 5s for: close them first.
+		testClient.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := rt.Shutdown(ctx); err != nil {
