@@ -20,7 +20,9 @@
 //     ignored. A '#' later in a line is part of the command: the command runs
 //     under a shell (`/bin/sh -c`), as on Heroku, and the shell drops it.
 //   - Line endings may be LF or CRLF; a leading UTF-8 byte order mark is
-//     skipped; whitespace (spaces, tabs) around a line is trimmed.
+//     skipped; whitespace (spaces, tabs) around a line and around the
+//     command is trimmed. The type must end right at the ':' ("web : x" is
+//     an error, as on Dokku).
 //   - The type `web` (Web) receives HTTP traffic; the type `release`
 //     (ReleaseType) is the release phase command that runs once per release
 //     before the new processes start. Procfile.Web and Procfile.Release look
@@ -48,12 +50,18 @@
 //   - input over the limits below (ErrTooLarge).
 //
 // Parse reports all errors, not just the first: the error it returns joins
-// (errors.Join) one *ParseError per bad line, in line order, at most MaxErrors
-// of them. Branch with errors.Is on the sentinels and use errors.As to reach
+// (errors.Join) one *ParseError per bad line, in line order; after MaxErrors
+// (10) of them it stops reading. Branch with errors.Is on the sentinels and use errors.As to reach
 // the first *ParseError (its Line and Type). On any error Parse returns a nil
 // *Procfile. An input without any process line is not an error: it yields a
 // Procfile with no processes, and callers decide whether they need a web
 // process.
+//
+// Compared with Heroku, which silently ignores lines it cannot read, and with
+// Dokku (procfile-util), Parse is as strict as Dokku's strict mode, except
+// that it keeps a trailing " # comment" in the command instead of cutting it
+// (the shell ignores it either way, and cutting would break a quoted '#'), and
+// that it reports every bad line rather than the first.
 //
 // # Limits
 //
@@ -68,4 +76,6 @@
 // Procfile.String and Procfile.WriteTo write the canonical form, one
 // `<type>: <command>` line per process in order, LF line endings, no comments.
 // Parsing the canonical form gives back the same types and commands.
+// Procfile.Validate checks that a Procfile built or changed in code keeps to
+// the rules, so that this holds for it too.
 package procfile

@@ -25,7 +25,8 @@ var (
 
 // ParseError describes one problem on one line of a Procfile.
 type ParseError struct {
-	// Line is the 1-based number of the offending line.
+	// Line is the 1-based number of the offending line. For an error from
+	// Procfile.Validate it is the Line field of the offending Process.
 	Line int
 	// Type is the process type declared on the line, or "" if the line has
 	// none (or it could not be read).

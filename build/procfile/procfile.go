@@ -53,7 +53,8 @@ type Process struct {
 // without a line ending.
 func (p Process) String() string { return p.Type + ": " + p.Command }
 
-// Procfile is a parsed Procfile.
+// Procfile is a parsed Procfile. Its methods treat a nil *Procfile as one
+// without processes.
 type Procfile struct {
 	// Processes are the process types in the order they were declared.
 	// Types are unique valid DNS labels and commands are not empty.
@@ -63,7 +64,8 @@ type Procfile struct {
 // Parse reads a Procfile from r and parses it. It reads at most MaxSize+1
 // bytes. If the Procfile is invalid, Parse returns a nil *Procfile and an
 // error joining one *ParseError per bad line (see the package
-// documentation); an error from r is returned wrapped, as is.
+// documentation). An error reading r is returned wrapped, not as a
+// *ParseError.
 func Parse(r io.Reader) (*Procfile, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
