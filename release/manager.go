@@ -749,6 +749,14 @@ func (m *Manager) check(ctx context.Context, a App, r Release, http bool) (probl
 					reason += ": " + in.LastExit.Reason
 				}
 				return name + " " + reason, true, nil
+			case in.Restarts > 0:
+				// New instances that crashed once are not trusted, even if
+				// they are back up.
+				reason := fmt.Sprintf("crashed and restarted %d times", in.Restarts)
+				if in.LastExit != nil && in.LastExit.Reason != "" {
+					reason += " (last: " + in.LastExit.Reason + ")"
+				}
+				return name + " " + reason, true, nil
 			case in.State != scale.StateUp || !in.Healthy:
 				return name + " is not healthy yet", false, nil
 			}
