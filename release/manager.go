@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -608,6 +609,9 @@ func (m *Manager) act(ctx context.Context, d Deploy, out io.Writer) (StepResult,
 				if err := m.sched.Apply(ctx, f); err != nil {
 					return m.schedFailure(ctx, "stop old singletons", err)
 				}
+				if res, err := m.waitStopped(ctx, a, prev, single); err != nil || !res.OK {
+					return res, err
+				}
 			}
 		}
 		if err := m.sched.Apply(ctx, a.FormationFor(r)); err != nil {
@@ -635,34 +639,28 @@ func (m *Manager) act(ctx context.Context, d Deploy, out io.Writer) (StepResult,
 	case StepWatch:
 		return m.watch(ctx, a, r, d.WatchUntil)
 	case StepAbort:
-		// Traffic back to the old release (a no-op unless the switch
-		// happened), then the new instances go and the old formation is
-		// whole again (its singletons were stopped).
-		if d.Previous > 0 && prev.Runnable() {
-			if err := m.sched.Apply(ctx, a.FormationFor(prev)); err != nil {
-				return StepResult{}, err
-			}
-			if m.cfg.Traffic != nil && hasWeb(a, prev) {
-				// The old web instances were never stopped; wait (bounded) in
-				// case the scheduler restarted them, then route to those up.
-				if res, err := m.waitHealthy(ctx, a, prev); err != nil {
-					return StepResult{}, err
-				} else if !res.OK {
-					m.log.Warn("previous release is not healthy while aborting", "app", d.App, "release", d.Previous, "reason", res.Reason)
-				}
+		// Traffic back to the old web instances (never stopped; a no-op
+		// unless the switch happened), then the new instances go, and only
+		// then the old formation is made whole again (its singletons were
+		// stopped), so that no singleton runs twice.
+		if m.cfg.Traffic != nil {
+			if d.Previous > 0 && prev.Runnable() && hasWeb(a, prev) {
 				if res, err := m.route(ctx, a, prev); err != nil {
 					return StepResult{}, err
 				} else if !res.OK {
 					m.log.Warn("no healthy instance of the previous release to route to", "app", d.App, "release", d.Previous)
 				}
-			}
-		} else if m.cfg.Traffic != nil {
-			if err := m.cfg.Traffic.SetRoute(ctx, Route{App: d.App, Release: d.Previous}); err != nil {
+			} else if err := m.cfg.Traffic.SetRoute(ctx, Route{App: d.App, Release: d.Previous}); err != nil {
 				return StepResult{}, err
 			}
 		}
 		if err := m.sched.StopRelease(ctx, d.App, d.Release); err != nil {
 			return StepResult{}, err
+		}
+		if d.Previous > 0 && prev.Runnable() {
+			if err := m.sched.Apply(ctx, a.FormationFor(prev)); err != nil {
+				return StepResult{}, err
+			}
 		}
 		return StepResult{OK: true}, nil
 	case StepRollback:
@@ -689,6 +687,41 @@ func singletons(a App, r Release) []string {
 		}
 	}
 	return out
+}
+
+// waitStopped waits until no instance of r's process types in types runs
+// any more: Apply returns before a scale-down has finished.
+func (m *Manager) waitStopped(ctx context.Context, a App, r Release, types []string) (StepResult, error) {
+	grace := time.Duration(0)
+	for _, t := range types {
+		g := a.Scale(t).Grace
+		if g == 0 {
+			g = scale.DefaultGrace
+		}
+		grace = max(grace, g)
+	}
+	deadline := m.cfg.Now().Add(grace + 10*time.Second)
+	for {
+		insts, err := m.sched.Instances(ctx, scale.Query{App: a.Name, Release: r.Version})
+		if err != nil {
+			return StepResult{}, err
+		}
+		running := ""
+		for _, in := range insts {
+			if slices.Contains(types, in.ProcessType) && in.State != scale.StateStopped {
+				running = fmt.Sprintf("%s.%d", in.ProcessType, in.Index)
+			}
+		}
+		if running == "" {
+			return StepResult{OK: true}, nil
+		}
+		if m.cfg.Now().After(deadline) {
+			return StepResult{Reason: fmt.Sprintf("singleton %s of %s did not stop", running, r)}, nil
+		}
+		if err := sleep(ctx, m.cfg.Health.Interval); err != nil {
+			return StepResult{}, err
+		}
+	}
 }
 
 func hasWeb(a App, r Release) bool {
