@@ -1,18 +1,18 @@
 package build
 
 import (
-	"bufio"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
+
+	"github.com/slipwayhq/slipway/build/procfile"
 )
 
-// readProcfile parses dir/Procfile. It returns nil, nil when there is none.
-// This is the one place the build package reads Procfiles.
+// readProcfile parses dir/Procfile with build/procfile. It returns nil, nil
+// when there is none, and a *ProcfileError wrapping the parser's error when
+// it is invalid or declares no process. This is the one place the build
+// package reads Procfiles.
 func readProcfile(dir string) ([]Process, error) {
 	f, err := os.Open(filepath.Join(dir, "Procfile"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -22,34 +22,21 @@ func readProcfile(dir string) ([]Process, error) {
 		return nil, err
 	}
 	defer f.Close()
-	// TODO: switch to build/procfile once it lands.
-	var ps []Process
-	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	pf, err := procfile.Parse(f)
+	if err != nil {
+		pe := &ProcfileError{Err: err}
+		var perr *procfile.ParseError
+		if errors.As(err, &perr) {
+			pe.Line = perr.Line
 		}
-		m := procLine.FindStringSubmatch(line)
-		if m == nil {
-			return nil, &ProcfileError{Line: n, Err: fmt.Errorf("want \"<type>: <command>\", got %q", line)}
-		}
-		if seen[m[1]] {
-			return nil, &ProcfileError{Line: n, Err: fmt.Errorf("process type %q defined twice", m[1])}
-		}
-		seen[m[1]] = true
-		ps = append(ps, Process{Type: m[1], Command: m[2]})
+		return nil, pe
 	}
-	if err := sc.Err(); err != nil {
-		return nil, &ProcfileError{Err: err}
+	if len(pf.Processes) == 0 {
+		return nil, &ProcfileError{Err: errors.New("the Procfile declares no process types")}
 	}
-	if len(ps) == 0 {
-		return nil, &ProcfileError{Err: errors.New("no process types")}
+	ps := make([]Process, len(pf.Processes))
+	for i, p := range pf.Processes {
+		ps[i] = Process{Type: p.Type, Command: p.Command}
 	}
 	return ps, nil
 }
-
-var procLine = regexp.MustCompile(`^([a-z0-9][a-z0-9-]*)\s*:\s*(\S.*)$`)
