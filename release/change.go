@@ -3,6 +3,8 @@ package release
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/slipwayhq/slipway/internal/names"
 )
@@ -20,6 +22,19 @@ func ValidateAppName(name string) error {
 // wrapping ErrInvalid (or ErrInvalidConfig). Stores call it first.
 func (c Change) Validate() error {
 	if r := c.Create; r != nil {
+		texts := []string{r.Description, r.Image.Ref, r.Image.Digest}
+		for t, cmd := range r.Processes {
+			texts = append(texts, t, cmd)
+		}
+		for _, a := range r.Attachments {
+			texts = append(texts, a.Name, a.Provider, a.Resource)
+			texts = append(texts, a.Vars...)
+		}
+		for _, s := range texts {
+			if err := checkText(s); err != nil {
+				return err
+			}
+		}
 		if r.Status != "" && !r.Status.Valid() {
 			return fmt.Errorf("%w: unknown status %q", ErrInvalid, r.Status)
 		}
@@ -33,6 +48,9 @@ func (c Change) Validate() error {
 		}
 	}
 	for _, s := range c.Statuses {
+		if err := checkText(s.Reason); err != nil {
+			return err
+		}
 		if !s.Status.Valid() {
 			return fmt.Errorf("%w: unknown status %q", ErrInvalid, s.Status)
 		}
@@ -61,6 +79,9 @@ func (c Change) Validate() error {
 		}
 	}
 	if d := c.Deploy; d != nil {
+		if err := checkText(d.Reason); err != nil {
+			return err
+		}
 		if d.Release < 0 || (d.Release == 0 && c.Create == nil) {
 			return fmt.Errorf("%w: deploy of version %d", ErrInvalid, d.Release)
 		}
@@ -90,4 +111,20 @@ func (a App) Clone() App {
 	c := a
 	c.Formation = slices.Clone(a.Formation)
 	return c
+}
+
+// checkText refuses what a SQL store could not keep as text: invalid UTF-8
+// and NUL bytes (config values, which may hold them, are stored as bytes).
+func checkText(s string) error {
+	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%w: text with a NUL byte or invalid UTF-8: %q", ErrInvalid, truncate(s, 40))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }

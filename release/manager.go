@@ -933,7 +933,7 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 func (w *tailWriter) suffix() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	t := strings.TrimSpace(strings.ToValidUTF8(string(w.buf), "?"))
+	t := strings.TrimSpace(strings.ReplaceAll(strings.ToValidUTF8(string(w.buf), "?"), "\x00", "?"))
 	if t == "" {
 		return ""
 	}

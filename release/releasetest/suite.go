@@ -320,6 +320,8 @@ func testChange(t *testing.T, h Harness, s release.Store) {
 		"bad type":        {Formation: &[]release.ProcessScale{{Type: "Web"}}},
 		"deploy of v0":    {Deploy: &release.Deploy{}},
 		"bad proc type":   {Create: &release.Release{Processes: map[string]string{"we b": "x"}}},
+		"nul text":        {Create: &release.Release{Description: "a\x00b"}},
+		"invalid utf8":    {Create: &release.Release{Processes: map[string]string{"web": "\xff"}}},
 		"current 0 alone": {Current: &zero},
 	} {
 		if _, err := s.Commit(ctx, "app", release.Lease{}, c); !errors.Is(err, release.ErrInvalid) {
