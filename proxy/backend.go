@@ -29,6 +29,9 @@ type backend struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 
+	poolMu sync.Mutex
+	idle   []*fconn // the fast path's idle connections, most recent last
+
 	mu         sync.Mutex
 	conns      map[*trackedConn]struct{}
 	drained    chan struct{} // closed once removed and idle
@@ -146,6 +149,7 @@ func (b *backend) finishDrain() {
 	close(b.drained)
 	b.mu.Unlock()
 	b.transport.CloseIdleConnections()
+	b.closeIdle()
 }
 
 // forceClose closes every connection to b, ending in-flight requests and
@@ -164,6 +168,7 @@ func (b *backend) forceClose() {
 		c.Close()
 	}
 	b.transport.CloseIdleConnections()
+	b.closeIdle()
 }
 
 func (b *backend) track(c net.Conn, idle time.Duration) net.Conn {
@@ -180,13 +185,17 @@ type trackedConn struct {
 	net.Conn
 	b         *backend
 	idle      time.Duration
-	lastSet   int64 // unix ns of the last deadline push
+	lastSet   int64       // unix ns of the last deadline push
+	manual    atomic.Bool // the fast path manages deadlines itself
 	closeOnce sync.Once
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	// Push the read deadline forward at most every idle/8, so that a
 	// stream of reads costs one time.Now each, not a timer reset each.
+	if c.manual.Load() {
+		return c.Conn.Read(p)
+	}
 	now := time.Now()
 	if ns := now.UnixNano(); ns-c.lastSet > int64(c.idle/8) {
 		c.lastSet = ns

@@ -90,6 +90,7 @@ func startRouter(t *testing.T, cfg Config) *testRouter {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt.noFastPath = testNoFastPath
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -187,3 +188,20 @@ func closedAddr(t *testing.T) string {
 }
 
 func runtimeGoroutines() int { return runtime.NumGoroutine() }
+
+// testNoFastPath makes startRouter's routers send every request through
+// httputil.ReverseProxy.
+var testNoFastPath bool
+
+// TestReverseProxyPath runs the tests of GET requests, which take the fast
+// path, through httputil.ReverseProxy too.
+func TestReverseProxyPath(t *testing.T) {
+	testNoFastPath = true
+	defer func() { testNoFastPath = false }()
+	t.Run("Routing", TestRoutingByHost)
+	t.Run("Headers", TestHeaders)
+	t.Run("SwapAndDrain", TestSwapAndDrain)
+	t.Run("BackendFaults", TestBackendFaults)
+	t.Run("Refused", TestRefusedConnectionQuarantines)
+	t.Run("Queue", TestQueueTimeAndStats)
+}

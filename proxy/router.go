@@ -47,6 +47,8 @@ type Router struct {
 
 	hijacked atomic.Int64 // upgraded connections being proxied
 
+	noFastPath bool // tests: everything through httputil.ReverseProxy
+
 	acme acmeState
 }
 
@@ -344,6 +346,8 @@ type reqState struct {
 	body *countingBody // nil without a body; not pooled: the transport may read it late
 	obs  observe.Request
 	held *backend
+	// clientID is set when the client's X-Request-Id is kept.
+	clientID bool
 }
 
 // ServeHTTP routes one request.
@@ -353,6 +357,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	st.rw = respWriter{w: w, rt: rt}
 	st.body = nil
 	st.held = nil
+	st.clientID = false
 	st.obs = observe.Request{Start: start, Host: req.Host, Method: req.Method, Path: req.URL.Path}
 	defer func() {
 		if p := recover(); p != nil {
@@ -381,6 +386,11 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (rt *Router) serve(st *reqState, req *http.Request, start time.Time) {
+	if v := req.Header["X-Request-Id"]; len(v) == 1 && validRequestID(v[0]) {
+		st.obs.RequestID, st.clientID = v[0], true
+	} else {
+		st.obs.RequestID = newRequestID()
+	}
 	r := rt.table.Load().lookup(normalizeHost(req.Host))
 	if r == nil {
 		rt.fail(st, req, CodeUnknownHost, 0, nil)
@@ -389,15 +399,14 @@ func (rt *Router) serve(st *reqState, req *http.Request, start time.Time) {
 	app := r.app
 	st.obs.App, st.obs.ProcessType = app.name, WebProcessType
 
-	id := ""
-	if v := req.Header["X-Request-Id"]; len(v) == 1 && validRequestID(v[0]) {
-		id = v[0]
-	} else {
-		id = newRequestID()
-		req.Header["X-Request-Id"] = []string{id}
+	fast := !rt.noFastPath && fastEligible(req)
+	if !fast {
+		// ReverseProxy copies these from the inbound request.
+		if !st.clientID {
+			req.Header["X-Request-Id"] = []string{st.obs.RequestID}
+		}
+		req.Header["X-Request-Start"] = []string{strconv.FormatInt(start.UnixMilli(), 10)}
 	}
-	st.obs.RequestID = id
-	req.Header["X-Request-Start"] = []string{strconv.FormatInt(start.UnixMilli(), 10)}
 
 	if req.Body != nil && req.Body != http.NoBody {
 		max := rt.cfg.MaxBodyBytes
@@ -427,10 +436,15 @@ func (rt *Router) serve(st *reqState, req *http.Request, start time.Time) {
 		st.held = b
 		st.obs.Instance = b.id
 		st.rw.err = nil
-		b.proxy.ServeHTTP(&st.rw, req)
+		var err error
+		if fast {
+			err = rt.serveFast(st, b, req)
+		} else {
+			b.proxy.ServeHTTP(&st.rw, req)
+			err = st.rw.err
+		}
 		st.held = nil
 		b.release()
-		err := st.rw.err
 		if err == nil {
 			return
 		}
@@ -687,18 +701,7 @@ func (rt *Router) finish(st *reqState, req *http.Request) {
 func (rt *Router) setForwarded(pr *httputil.ProxyRequest) {
 	in, h := pr.In, pr.Out.Header
 	ip := remoteIP(in.RemoteAddr)
-	trusted := false
-	if len(rt.trusted) > 0 {
-		if a, err := netip.ParseAddr(ip); err == nil {
-			a = a.Unmap()
-			for _, p := range rt.trusted {
-				if p.Contains(a) {
-					trusted = true
-					break
-				}
-			}
-		}
-	}
+	trusted := rt.isTrusted(ip)
 	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
 	} else {
@@ -718,6 +721,24 @@ func (rt *Router) setForwarded(pr *httputil.ProxyRequest) {
 			delete(h, "X-Forwarded-Port")
 		}
 	}
+}
+
+// isTrusted reports whether the client address ip is a trusted proxy.
+func (rt *Router) isTrusted(ip string) bool {
+	if len(rt.trusted) == 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range rt.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func remoteIP(addr string) string {

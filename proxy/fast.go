@@ -1,0 +1,297 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The fast path forwards the common request, a GET, HEAD or OPTIONS with
+// no body, no protocol upgrade and no Expect, on the handler's goroutine
+// over a pooled HTTP/1.1 connection: no request clone and no hand-offs to
+// the transport's reader and writer goroutines. Everything else goes
+// through httputil.ReverseProxy.
+
+// fastEligible reports whether req may take the fast path.
+func fastEligible(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		return false
+	}
+	if req.Body != nil && req.Body != http.NoBody || req.ContentLength != 0 {
+		return false
+	}
+	if len(req.Header["Upgrade"]) > 0 || len(req.Header["Expect"]) > 0 || len(req.Header["Te"]) > 0 {
+		return false
+	}
+	if c := req.Header["Connection"]; len(c) > 0 {
+		// Connection may name more hop-by-hop headers; leave those
+		// requests to ReverseProxy.
+		if len(c) > 1 || !strings.EqualFold(c[0], "keep-alive") && !strings.EqualFold(c[0], "close") {
+			return false
+		}
+	}
+	return true
+}
+
+// skipRequestHeader lists the request headers the router drops or sets.
+var skipRequestHeader = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true,
+	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Host": true,
+	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true,
+	"X-Forwarded-Proto": true, "X-Forwarded-Port": true,
+	"X-Request-Id": true, "X-Request-Start": true, "Content-Length": true,
+}
+
+// skipResponseHeader lists the hop-by-hop response headers.
+var skipResponseHeader = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true,
+	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+// fconn is a pooled HTTP/1.1 connection to a backend.
+type fconn struct {
+	tc        *trackedConn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+// getConn returns an idle connection (reused=true) or dials a new one.
+func (b *backend) getConn(ctx context.Context, rt *Router) (*fconn, bool, error) {
+	now := time.Now()
+	b.poolMu.Lock()
+	for n := len(b.idle); n > 0; n = len(b.idle) {
+		c := b.idle[n-1]
+		b.idle[n-1] = nil
+		b.idle = b.idle[:n-1]
+		if now.Sub(c.idleSince) < rt.cfg.IdleTimeout/2 {
+			b.poolMu.Unlock()
+			return c, true, nil
+		}
+		b.poolMu.Unlock()
+		c.tc.Close()
+		b.poolMu.Lock()
+	}
+	b.poolMu.Unlock()
+	d := net.Dialer{Timeout: rt.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", b.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	tc := b.track(nc, rt.cfg.IdleTimeout).(*trackedConn)
+	return &fconn{tc: tc, br: bufio.NewReaderSize(tc, 8<<10), bw: bufio.NewWriterSize(tc, 4<<10)}, false, nil
+}
+
+// putConn returns a connection to the idle pool, or closes it.
+func (b *backend) putConn(c *fconn, max int) {
+	c.idleSince = time.Now()
+	b.poolMu.Lock()
+	if len(b.idle) < max && !b.removed.Load() {
+		b.idle = append(b.idle, c)
+		b.poolMu.Unlock()
+		return
+	}
+	b.poolMu.Unlock()
+	c.tc.Close()
+}
+
+// closeIdle closes the pooled idle connections.
+func (b *backend) closeIdle() {
+	b.poolMu.Lock()
+	idle := b.idle
+	b.idle = nil
+	b.poolMu.Unlock()
+	for _, c := range idle {
+		c.tc.Close()
+	}
+}
+
+// errStale marks a reused connection that the backend had closed.
+var errStale = errors.New("proxy: pooled connection was closed by the instance")
+
+// serveFast forwards req to b and copies the response to st.rw. It
+// returns an error only when nothing was written to the client yet; a
+// failure after that aborts the response with http.ErrAbortHandler.
+func (rt *Router) serveFast(st *reqState, b *backend, req *http.Request) error {
+	ctx := req.Context()
+	for try := 0; ; try++ {
+		c, reused, err := b.getConn(ctx, rt)
+		if err != nil {
+			return err
+		}
+		err = rt.roundTrip(st, b, c, req)
+		if err == errStale && reused && try == 0 {
+			continue // replayable request on a stale connection: once more
+		}
+		return err
+	}
+}
+
+func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Request) error {
+	ctx := req.Context()
+	bw := c.bw
+	bw.WriteString(req.Method)
+	bw.WriteByte(' ')
+	if req.RequestURI != "" && req.ProtoMajor == 1 {
+		bw.WriteString(req.RequestURI)
+	} else {
+		bw.WriteString(req.URL.RequestURI())
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(req.Host)
+	bw.WriteString("\r\n")
+	for k, vv := range req.Header {
+		if skipRequestHeader[k] {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	rt.writeForwarded(bw, req)
+	bw.WriteString("X-Request-Id: ")
+	bw.WriteString(st.obs.RequestID)
+	bw.WriteString("\r\nX-Request-Start: ")
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), st.obs.Start.UnixMilli(), 10))
+	bw.WriteString("\r\n\r\n")
+
+	tc := c.tc
+	tc.manual.Store(true)
+	deadline := time.Now().Add(rt.cfg.FirstByteTimeout)
+	tc.Conn.SetDeadline(deadline)
+	if err := bw.Flush(); err != nil {
+		tc.Close()
+		return errStale
+	}
+	// The client going away ends the wait for the response.
+	stop := context.AfterFunc(ctx, func() { tc.Conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	var res *http.Response
+	for {
+		var err error
+		res, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			tc.Close()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return err
+			}
+			if c.br.Buffered() == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF || isReset(err)) {
+				return errStale
+			}
+			return err
+		}
+		if res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+			copyHeader(st.rw.Header(), res.Header)
+			st.rw.WriteHeader(res.StatusCode)
+			continue
+		}
+		break
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		tc.Close()
+		return errors.New("proxy: instance switched protocols without an upgrade request")
+	}
+	// After the first byte, the rolling idle window applies.
+	tc.Conn.SetWriteDeadline(time.Time{})
+	tc.lastSet = 0
+	tc.manual.Store(false)
+
+	h := st.rw.Header()
+	copyHeader(h, res.Header)
+	st.rw.WriteHeader(res.StatusCode)
+	flush := res.ContentLength == -1
+	buf := rt.buffers.Get()
+	defer rt.buffers.Put(buf)
+	for {
+		n, rerr := res.Body.Read(buf)
+		if n > 0 {
+			if _, werr := st.rw.Write(buf[:n]); werr != nil {
+				tc.Close()
+				panic(http.ErrAbortHandler)
+			}
+			if flush {
+				st.rw.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			tc.Close()
+			panic(http.ErrAbortHandler)
+		}
+	}
+	for k, vv := range res.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+	res.Body.Close()
+	if res.Close || req.Close || ctx.Err() != nil {
+		tc.Close()
+		return nil
+	}
+	b.putConn(c, rt.cfg.MaxIdleConnsPerBackend)
+	return nil
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, vv := range src {
+		if !skipResponseHeader[k] {
+			dst[k] = vv
+		}
+	}
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "read"
+}
+
+// writeForwarded writes the X-Forwarded-* headers (see setForwarded).
+func (rt *Router) writeForwarded(bw *bufio.Writer, in *http.Request) {
+	ip := remoteIP(in.RemoteAddr)
+	trusted := rt.isTrusted(ip)
+	bw.WriteString("X-Forwarded-For: ")
+	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
+		for _, p := range prior {
+			bw.WriteString(p)
+			bw.WriteString(", ")
+		}
+	}
+	bw.WriteString(ip)
+	bw.WriteString("\r\nX-Forwarded-Proto: ")
+	if v := in.Header["X-Forwarded-Proto"]; trusted && len(v) > 0 {
+		bw.WriteString(v[0])
+	} else if in.TLS != nil {
+		bw.WriteString("https")
+	} else {
+		bw.WriteString("http")
+	}
+	bw.WriteString("\r\n")
+	if v := in.Header["X-Forwarded-Port"]; trusted && len(v) > 0 {
+		bw.WriteString("X-Forwarded-Port: ")
+		bw.WriteString(v[0])
+		bw.WriteString("\r\n")
+	} else if la, ok := in.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		bw.WriteString("X-Forwarded-Port: ")
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(la.Port), 10))
+		bw.WriteString("\r\n")
+	}
+}
