@@ -6,6 +6,7 @@ package names
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // MaxLabel is the longest DNS label (RFC 1123).
@@ -33,7 +34,8 @@ func Label(what, s string) error {
 				return fmt.Errorf("%w: %s %q must start and end with a lower-case letter or digit", ErrInvalid, what, s)
 			}
 		default:
-			return fmt.Errorf("%w: %s %q has %q at byte %d; only lower-case letters, digits and '-' are allowed", ErrInvalid, what, s, rune(c), i)
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			return fmt.Errorf("%w: %s %q has %q at byte %d; only lower-case letters, digits and '-' are allowed", ErrInvalid, what, s, r, i)
 		}
 	}
 	return nil
