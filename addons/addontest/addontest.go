@@ -246,6 +246,9 @@ func (r *runner) capabilities(t *testing.T) {
 	if c.Rotation && !isRot {
 		t.Error("Capabilities().Rotation is set but the provisioner is not an addons.Rotator")
 	}
+	// A provisioner whose type implements an optional interface but whose
+	// Capabilities leave it unset must refuse it with ErrUnsupported; the
+	// suite checks that in PlanChange and Rotation.
 }
 
 func (r *runner) checkResource(t *testing.T, res addons.Resource, app, plan string) {
@@ -546,8 +549,13 @@ func (r *runner) deprovision(ctx context.Context, t *testing.T) {
 func (r *runner) planChange(ctx context.Context, t *testing.T) {
 	pc, ok := r.p.(addons.PlanChanger)
 	plans := r.p.Capabilities().Plans
-	if !ok || len(plans) < 2 {
-		t.Skip("not a PlanChanger, or fewer than two plans")
+	if !ok || !r.p.Capabilities().PlanChange || len(plans) < 2 {
+		if ok && !r.p.Capabilities().PlanChange {
+			if _, err := pc.ChangePlan(ctx, "no-such-resource-"+r.tag, plans[0].Name); !errors.Is(err, addons.ErrUnsupported) {
+				t.Errorf("ChangePlan without the capability: got %v, want ErrUnsupported", err)
+			}
+		}
+		t.Skip("plan changes not supported, or fewer than two plans")
 	}
 	res := r.mustProvision(ctx, t, r.app("replan"))
 	got, err := pc.ChangePlan(ctx, res.ID, plans[1].Name)
@@ -574,8 +582,13 @@ func (r *runner) planChange(ctx context.Context, t *testing.T) {
 
 func (r *runner) rotation(ctx context.Context, t *testing.T) {
 	rot, ok := r.p.(addons.Rotator)
-	if !ok {
-		t.Skip("not a Rotator")
+	if !ok || !r.p.Capabilities().Rotation {
+		if ok {
+			if _, err := rot.Rotate(ctx, "no-such-resource-"+r.tag); !errors.Is(err, addons.ErrUnsupported) {
+				t.Errorf("Rotate without the capability: got %v, want ErrUnsupported", err)
+			}
+		}
+		t.Skip("rotation not supported")
 	}
 	res := r.mustProvision(ctx, t, r.app("rotate"))
 	fresh, err := rot.Rotate(ctx, res.ID)
