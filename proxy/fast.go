@@ -170,8 +170,9 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 
 	tc := c.tc
 	tc.manual.Store(true)
-	deadline := time.Now().Add(rt.cfg.FirstByteTimeout)
-	tc.Conn.SetDeadline(deadline)
+	// No write deadline: the request is headers only, at most the
+	// buffer's 4 KiB, which a socket takes without blocking.
+	tc.Conn.SetReadDeadline(time.Now().Add(rt.cfg.FirstByteTimeout))
 	if err := bw.Flush(); err != nil {
 		tc.Close()
 		return errStale
@@ -199,8 +200,10 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 			return err
 		}
 		if res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
-			copyHeader(st.rw.Header(), res.Header)
+			h := st.rw.Header()
+			copyHeader(h, res.Header)
 			st.rw.WriteHeader(res.StatusCode)
+			clear(h) // informational headers are not repeated
 			continue
 		}
 		break
@@ -210,7 +213,6 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 		return errors.New("proxy: instance switched protocols without an upgrade request")
 	}
 	// After the first byte, the rolling idle window applies.
-	tc.Conn.SetWriteDeadline(time.Time{})
 	tc.lastSet = 0
 	tc.manual.Store(false)
 
@@ -243,7 +245,7 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 		h[http.TrailerPrefix+k] = vv
 	}
 	res.Body.Close()
-	if res.Close || req.Close || ctx.Err() != nil {
+	if res.Close || ctx.Err() != nil {
 		tc.Close()
 		return nil
 	}

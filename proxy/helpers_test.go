@@ -204,4 +204,7 @@ func TestReverseProxyPath(t *testing.T) {
 	t.Run("BackendFaults", TestBackendFaults)
 	t.Run("Refused", TestRefusedConnectionQuarantines)
 	t.Run("Queue", TestQueueTimeAndStats)
+	t.Run("Informational", TestInformationalResponses)
+	t.Run("Streaming", TestStreamingAndTrailers)
+	t.Run("ClientGoesAway", TestClientGoesAway)
 }

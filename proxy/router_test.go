@@ -669,3 +669,111 @@ func TestSlowClientFlood(t *testing.T) {
 	}
 	checkGoroutines(t, base+2) // +2: the backend's httptest server
 }
+
+func TestInformationalResponses(t *testing.T) {
+	tr := startRouter(t, Config{})
+	tr.SetHosts("app", []string{"app.test"})
+	_, b := startBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("X-Final", "yes")
+		io.WriteString(w, "done")
+	})
+	setBackends(t, tr.Router, "app", b)
+	c, err := net.Dial("tcp", tr.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 103 || res.Header.Get("Link") == "" {
+		t.Fatalf("first response %d %v, want 103 with Link", res.StatusCode, res.Header)
+	}
+	res, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || res.Header.Get("Link") != "" || res.Header.Get("X-Final") != "yes" || string(body) != "done" {
+		t.Errorf("final response %d %v %q", res.StatusCode, res.Header, body)
+	}
+}
+
+func TestStreamingAndTrailers(t *testing.T) {
+	tr := startRouter(t, Config{})
+	tr.SetHosts("app", []string{"app.test"})
+	_, b := startBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		for i := 0; i < 3; i++ {
+			fmt.Fprintf(w, "part %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+		w.Header().Set("X-Sum", "3")
+	})
+	setBackends(t, tr.Router, "app", b)
+	req, _ := http.NewRequest("GET", "http://"+tr.addr+"/", nil)
+	req.Host = "app.test"
+	res, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(body) != "part 0\npart 1\npart 2\n" || res.Trailer.Get("X-Sum") != "3" {
+		t.Errorf("body %q trailer %v", body, res.Trailer)
+	}
+	// HEAD gets the headers and no body.
+	res, body2 := tr.do(t, "HEAD", "app.test", "/", nil, nil)
+	if res.StatusCode != 200 || body2 != "" {
+		t.Errorf("HEAD: %d %q", res.StatusCode, body2)
+	}
+}
+
+func TestStalePooledConnection(t *testing.T) {
+	tr := startRouter(t, Config{})
+	tr.SetHosts("app", []string{"app.test"})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	srv.Config.IdleTimeout = 20 * time.Millisecond // closes pooled connections behind the router's back
+	srv.Start()
+	defer srv.Close()
+	setBackends(t, tr.Router, "app", Backend{ID: "web.1", Addr: strings.TrimPrefix(srv.URL, "http://")})
+	for i := 0; i < 5; i++ {
+		if res, body := tr.do(t, "GET", "app.test", "/", nil, nil); res.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+}
+
+func TestClientGoesAway(t *testing.T) {
+	tr := startRouter(t, Config{})
+	tr.SetHosts("app", []string{"app.test"})
+	gone := make(chan struct{})
+	_, b := startBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // the router closed its connection
+		close(gone)
+	})
+	setBackends(t, tr.Router, "app", b)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+tr.addr+"/", nil)
+	req.Host = "app.test"
+	if _, err := testClient.Do(req); err == nil {
+		t.Fatal("no error")
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the instance's request was not cancelled when the client went away")
+	}
+	if o := tr.rec.last(t); o.Code != "H27" || o.Status != 499 {
+		t.Errorf("reported %+v", o)
+	}
+}

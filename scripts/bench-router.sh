@@ -99,7 +99,7 @@ PIDS+=($NGINX_PID)
 wait_port "$NPORT"
 
 RPORT=$(free_port)
-"$TMP/benchrouter" -addr "127.0.0.1:$RPORT" -backend "127.0.0.1:$BPORT" -host "$HOST" ${PROFILE:+-cpuprofile "$PROFILE"} &
+GOMAXPROCS=${ROUTER_GOMAXPROCS:-} "$TMP/benchrouter" -addr "127.0.0.1:$RPORT" -backend "127.0.0.1:$BPORT" -host "$HOST" ${PROFILE:+-cpuprofile "$PROFILE"} &
 ROUTER_PID=$!
 PIDS+=($ROUTER_PID)
 wait_port "$RPORT"
