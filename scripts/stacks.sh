@@ -90,11 +90,15 @@ make_base() { # make_base ROOT
 }
 
 PATHV=/app/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# Every image trusts the system CA bundle (which may hold a proxy's CA),
+# including Node.js and pip, which otherwise bring their own.
+CA=/etc/ssl/certs/ca-certificates.crt
+CAENV=(-env "SSL_CERT_FILE=$CA" -env "NODE_EXTRA_CA_CERTS=$CA" -env "PIP_CERT=$CA")
 
 log "making stack images in $OUT"
 # base
 make_base "$work/base"
-"$mkstack" -rootfs "$work/base" -out "$work/out/base" -env "PATH=$PATHV" -env HOME=/home/app -label io.slipway.stack=base
+"$mkstack" -rootfs "$work/base" -out "$work/out/base" -env "PATH=$PATHV" "${CAENV[@]}" -env HOME=/home/app -label io.slipway.stack=base
 
 # go
 make_base "$work/go"
@@ -104,7 +108,7 @@ tar -C "$(dirname "$GOROOT_HOST")" -cf - \
 	--exclude='*/testdata' --exclude='go/pkg/tool/*/race*' "$(basename "$GOROOT_HOST")" |
 	tar -C "$work/go/usr/local" -xf -
 [ "$(basename "$GOROOT_HOST")" = go ] || mv "$work/go/usr/local/$(basename "$GOROOT_HOST")" "$work/go/usr/local/go"
-"$mkstack" -rootfs "$work/go" -out "$work/out/go" -env "PATH=/usr/local/go/bin:$PATHV" -env HOME=/root -label io.slipway.stack=go
+"$mkstack" -rootfs "$work/go" -out "$work/out/go" -env "PATH=/usr/local/go/bin:$PATHV" "${CAENV[@]}" -env HOME=/root -label io.slipway.stack=go
 
 # node
 make_base "$work/node"
@@ -115,7 +119,7 @@ cp -a /usr/lib/node_modules/npm "$work/node/usr/lib/node_modules/"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$work/node/usr/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$work/node/usr/bin/npx"
 mkdir -p "$work/node/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$work/node/lib64/" 2>/dev/null || true
-"$mkstack" -rootfs "$work/node" -out "$work/out/node" -env "PATH=$PATHV" -env HOME=/home/app -label io.slipway.stack=node
+"$mkstack" -rootfs "$work/node" -out "$work/out/node" -env "PATH=$PATHV" "${CAENV[@]}" -env HOME=/home/app -label io.slipway.stack=node
 
 # python
 make_base "$work/python"
@@ -126,7 +130,7 @@ ln -sf python3 "$work/python/usr/bin/python"
 tar -C / -cf - --exclude='usr/lib/python3.11/test' --exclude='__pycache__' --exclude='usr/lib/python3.11/lib-dynload' \
 	usr/lib/python3.11 usr/share/python-wheels | tar -C "$work/python" -xf -
 mkdir -p "$work/python/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$work/python/lib64/" 2>/dev/null || true
-"$mkstack" -rootfs "$work/python" -out "$work/out/python" -env "PATH=$PATHV" -env HOME=/home/app -env LANG=C.UTF-8 -label io.slipway.stack=python
+"$mkstack" -rootfs "$work/python" -out "$work/out/python" -env "PATH=$PATHV" "${CAENV[@]}" -env HOME=/home/app -env LANG=C.UTF-8 -label io.slipway.stack=python
 
 mkdir -p "$(dirname "$OUT")"
 rm -rf "$OUT.tmp" && mv "$work/out" "$OUT.tmp"
