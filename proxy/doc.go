@@ -23,10 +23,20 @@
 // with the power of two choices on outstanding requests; when every instance
 // is busy, they wait in the router in a bounded FIFO queue for a bounded
 // time. The router measures that wait itself, on one monotonic clock, and
-// exports it per app and process type through [Router.QueueStats]: the
-// autoscaler's signal. Instances that refuse connections are quarantined
+// exports it per app and process type through [Router.QueueStats] and
+// [Router.AllQueueStats]: the autoscaler's signal. Instances that refuse connections are quarantined
 // (Config.Quarantine, 5 s by default); an active health check (TCP connect,
 // optionally an HTTP path) takes up-but-broken instances out of rotation.
+//
+// # Forwarding
+//
+// Bodyless GET, HEAD and OPTIONS requests without Upgrade or Expect (the
+// bulk of web traffic) are forwarded on the handler's goroutine over a
+// per-instance pool of HTTP/1.1 keep-alive connections. Every other
+// request (bodies, WebSockets and other upgrades, Expect: 100-continue)
+// goes through httputil.ReverseProxy with a shared buffer pool and a tuned
+// per-instance http.Transport. Both paths set the same headers, enforce
+// the same timeouts and report the same codes; the tests run on both.
 //
 // # Headers
 //

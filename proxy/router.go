@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -300,12 +301,25 @@ func (rt *Router) RemoveApp(app string) *Drain {
 	return d
 }
 
-// Apps lists the routed apps.
+// Apps lists the routed apps, sorted.
 func (rt *Router) Apps() []string {
 	t := rt.table.Load()
 	out := make([]string, 0, len(t.apps))
 	for a := range t.apps {
 		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// AllQueueStats returns QueueStats for every routed app, sorted by app.
+func (rt *Router) AllQueueStats(window time.Duration) []QueueStats {
+	apps := rt.Apps()
+	out := make([]QueueStats, 0, len(apps))
+	for _, a := range apps {
+		if q, ok := rt.QueueStats(a, window); ok {
+			out = append(out, q)
+		}
 	}
 	return out
 }
