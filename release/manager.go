@@ -545,11 +545,11 @@ func (m *Manager) drive(ctx context.Context, l Lease, d Deploy, out io.Writer) (
 			} else {
 				r.Description = fmt.Sprintf("Automatic rollback to v%d: v%d %s", prev.Version, d.Release, d.Reason)
 				r.Status = StatusReleasing
-				nd := Deploy{Previous: d.Release, Step: StepStart, AutoRollback: true, Reason: d.Reason, SkipReleasePhase: m.cfg.SkipReleasePhaseOnRollback,
+				// An automatic rollback restores service: it skips the
+				// release phase (which ran when the copied release was
+				// first deployed) and is not watched.
+				nd := Deploy{Previous: d.Release, Step: StepStart, AutoRollback: true, Reason: d.Reason, SkipReleasePhase: true,
 					Started: p.Deploy.Updated, Updated: p.Deploy.Updated}
-				if r.HasReleasePhase() && !m.cfg.SkipReleasePhaseOnRollback {
-					nd.Step = StepReleasePhase
-				}
 				created, err := m.store.Commit(ctx, d.App, l, Change{Create: &r, Deploy: &nd})
 				if err != nil {
 					return d, err
@@ -1001,7 +1001,8 @@ type RecoveredApp struct {
 }
 
 // Recover finishes every deploy the journal shows unfinished, after the
-// control plane restarted (call it once, after the scheduler's Recover).
+// control plane restarted (call it once, after the scheduler's Recover),
+// and gives back the leases this Owner still holds.
 // A deploy that was in its release phase is aborted (the phase is never
 // run twice unasked); any later step is resumed: before the traffic switch
 // it goes on or aborts as health says, after it it retires the old
@@ -1021,6 +1022,12 @@ func (m *Manager) Recover(ctx context.Context) (RecoverReport, error) {
 			continue
 		}
 		if !ok || d.Finished() {
+			// Give back a lease this control plane held when it died
+			// between the last journal write and the lease's release.
+			err := m.withLease(ctx, a.Name, func(ctx context.Context, l Lease) error { return nil })
+			if err != nil && !errors.Is(err, ErrDeployInProgress) {
+				errs = append(errs, fmt.Errorf("recover %s: %w", a.Name, err))
+			}
 			continue
 		}
 		ra := RecoveredApp{App: a.Name, Release: d.Release, Step: d.Step}
