@@ -142,7 +142,7 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 	bw := c.bw
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')
-	if req.RequestURI != "" && req.ProtoMajor == 1 {
+	if u := req.RequestURI; req.ProtoMajor == 1 && (strings.HasPrefix(u, "/") || u == "*") {
 		bw.WriteString(req.RequestURI)
 	} else {
 		bw.WriteString(req.URL.RequestURI())

@@ -778,3 +778,26 @@ func TestClientGoesAway(t *testing.T) {
 		t.Errorf("reported %+v", o)
 	}
 }
+
+func TestAbsoluteFormRequest(t *testing.T) {
+	tr := startRouter(t, Config{})
+	tr.SetHosts("app", []string{"app.test"})
+	seen := make(chan string, 1)
+	_, b := startBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) { seen <- r.RequestURI + " " + r.Host })
+	setBackends(t, tr.Router, "app", b)
+	c, err := net.Dial("tcp", tr.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET http://app.test/a?b=c HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := <-seen; got != "/a?b=c app.test" {
+		t.Errorf("instance saw %q", got)
+	}
+}
