@@ -26,8 +26,9 @@ import (
 // The crash harness: a control plane (this test binary, re-executed) is
 // killed with SIGKILL at every journaled step of a deploy (right after the
 // journal write, before the step acts) and after every change it makes to
-// the scheduler or the router (acted, not yet journaled). A second process
-// then runs Manager.Recover, and the test checks the invariants: the
+// the scheduler or the router (acted, not yet journaled). A new Manager on
+// the same store and world then runs Recover, and the test checks the
+// invariants: the
 // journal is finished, exactly one release runs and takes the traffic, it
 // is the app's current release, no release phase ran twice, and no version
 // was lost.
@@ -341,7 +342,7 @@ func runCrashHarness(t *testing.T, newStore func(t *testing.T) string) {
 					if !killed {
 						t.Errorf("%s: the child was not killed", name)
 					}
-					runChild(t, spec, world, "recover")
+					recoverInProcess(t, spec, world)
 					checkInvariants(t, spec, world, sc, name)
 					cases++
 				}
@@ -369,6 +370,18 @@ func setupCrash(t *testing.T, spec string) string {
 		t.Fatal(err)
 	}
 	return world
+}
+
+// recoverInProcess is the restarted control plane: a new Manager on the
+// store and world the killed one left.
+func recoverInProcess(t *testing.T, spec, world string) {
+	t.Helper()
+	st := openCrashStore(t, spec)
+	defer st.Close()
+	m := crashManager(t, st, &fileWorld{path: world}, nil)
+	if _, err := m.Recover(context.Background()); err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
 }
 
 func countRun(t *testing.T, spec, world, sc string) (steps, ops int) {
