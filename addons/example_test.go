@@ -1,10 +1,13 @@
 package addons_test
 
 import (
+	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/slipwayhq/slipway/addons"
+	"github.com/slipwayhq/slipway/addons/addontest"
 )
 
 // The first PostgreSQL attachment of an app is DATABASE_URL; a second one
@@ -41,4 +44,26 @@ func ExampleAttachChange() {
 	// addon.attach DATABASE on app "shop" (resource pg-1): set [DATABASE_URL] unset []
 	// skips release phase: true
 	// [DATABASE_URL PORT]
+}
+
+// Rotate replaces credentials without downtime: publish makes the release
+// with the new config, and the old credentials are retired after the grace
+// period.
+func ExampleRotate() {
+	ctx := context.Background()
+	m := &addontest.Memory{}
+	res, _ := m.Provision(ctx, addons.Request{RequestID: "shop-db-1", App: "shop"})
+	a := addons.Attachment{App: "shop", Name: "MEMORY", ResourceID: res.ID}
+	fresh, err := addons.Rotate(ctx, m, res.ID, 10*time.Millisecond, func(ctx context.Context, r addons.Resource) error {
+		ch := addons.UpdateChange(addons.CauseRotate, a, res.Config, r.Config)
+		fmt.Println(ch.Cause, ch.Set.Keys(), "skips release phase:", ch.Cause.SkipsReleasePhase())
+		return nil // a release manager would make and roll out the release here
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("old works:", m.Use(ctx, res.Config, res.ID) == nil, "new works:", m.Use(ctx, fresh.Config, res.ID) == nil)
+	// Output:
+	// addon.rotate [MEMORY_URL] skips release phase: true
+	// old works: false new works: true
 }

@@ -26,6 +26,11 @@
 //
 // # Credentials
 //
+// The server must authenticate TCP connections with passwords
+// (scram-sha-256 in pg_hba.conf): with trust, database CONNECT privileges
+// still keep apps apart, but rotated-out and deprovisioned passwords would
+// mean nothing.
+//
 // Passwords are 256-bit random strings. They are sent to the server only as
 // SCRAM-SHA-256 verifiers computed here, so the plain text never appears in
 // a statement, pg_stat_activity or the server log, and statements are never
@@ -52,7 +57,9 @@
 //
 // # Plans
 //
-// A Plan sets the login roles' CONNECTION LIMIT and statement_timeout.
+// A Plan sets the login roles' CONNECTION LIMIT and statement_timeout. The
+// limit is per login role, so during a rotation's grace period the app may
+// hold up to twice as many connections.
 // DefaultPlans returns the built-in ones; pass Config.Plans to offer others
 // (any name, limits of your choosing), and ChangePlan moves a resource
 // between them in place.

@@ -99,6 +99,11 @@ type Config struct {
 	// MetaPrefix prefixes the provisioner's own keys. If empty,
 	// "slipway:addons:redis:" is used.
 	MetaPrefix string
+	// SaveACL makes the provisioner run ACL SAVE after every change, for a
+	// server that keeps its users in an ACL file (aclfile). Without an ACL
+	// file, users live only in memory: call Reconcile after the server
+	// restarts.
+	SaveACL bool
 	// Logger receives one line per change, never a credential. If nil,
 	// nothing is logged.
 	Logger *slog.Logger
@@ -341,7 +346,69 @@ func (p *Provisioner) applyUsers(ctx context.Context, r *resource) error {
 	if r.pending && r.oldPassword != "" {
 		other = p.rules(r, r.oldPassword)
 	}
-	return p.cfg.Admin.ACLSetUser(ctx, r.user(1-r.current), other...).Err()
+	if err := p.cfg.Admin.ACLSetUser(ctx, r.user(1-r.current), other...).Err(); err != nil {
+		return err
+	}
+	return p.saveACL(ctx)
+}
+
+func (p *Provisioner) saveACL(ctx context.Context) error {
+	if !p.cfg.SaveACL {
+		return nil
+	}
+	return p.cfg.Admin.Do(ctx, "ACL", "SAVE").Err()
+}
+
+// ReconcileReport says what Reconcile did.
+type ReconcileReport struct {
+	Restored      []string // ids of ready resources whose users were set again
+	Deprovisioned []string // ids whose interrupted deprovisioning was finished
+}
+
+// Reconcile makes the server's ACL users match the metadata: it sets the
+// users of every ready resource again (a server restarted without an ACL
+// file has lost them) and finishes deprovisionings that were interrupted.
+// Resources still being provisioned are left to the retried Provision.
+// It is safe to run at any time, also concurrently with other calls.
+func (p *Provisioner) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	var cursor uint64
+	for {
+		keys, next, err := p.cfg.Admin.Scan(ctx, cursor, p.cfg.MetaPrefix+"res:*", 500).Result()
+		if err != nil {
+			return rep, p.fail(ctx, "reconcile", "", "", err)
+		}
+		for _, k := range keys {
+			id := strings.TrimPrefix(k, p.cfg.MetaPrefix+"res:")
+			r, err := p.load(ctx, id)
+			if err != nil {
+				continue
+			}
+			switch r.state {
+			case stateReady:
+				err := p.locked(ctx, id, func() error {
+					r, err := p.loadReady(ctx, id)
+					if err != nil {
+						return nil // changed meanwhile
+					}
+					return p.applyUsers(ctx, r)
+				})
+				if err != nil {
+					return rep, p.fail(ctx, "reconcile", r.app, id, err)
+				}
+				rep.Restored = append(rep.Restored, id)
+			case stateDeprovisioning:
+				if err := p.Deprovision(ctx, id); err != nil {
+					return rep, err
+				}
+				rep.Deprovisioned = append(rep.Deprovisioned, id)
+			}
+		}
+		if next == 0 {
+			return rep, nil
+		}
+		cursor = next
+	}
 }
 
 // Resource implements addons.Provisioner.
@@ -379,6 +446,9 @@ func (p *Provisioner) Deprovision(ctx context.Context, id string) error {
 			if err := killUser(ctx, a, r.user(i)); err != nil {
 				return err
 			}
+		}
+		if err := p.saveACL(ctx); err != nil {
+			return err
 		}
 		if err := p.deleteKeys(ctx, r.prefix()); err != nil {
 			return err

@@ -191,3 +191,38 @@ func TestNoScriptPlan(t *testing.T) {
 		t.Errorf("EVAL after ChangePlan to shared: %v", err)
 	}
 }
+
+// TestReconcileRestoresUsers simulates a server restart without an ACL
+// file: the users are gone, the metadata is not.
+func TestReconcileRestoresUsers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, admin := newProvisioner(t, nil)
+	res, err := p.Provision(ctx, addons.Request{RequestID: "rec-" + fmt.Sprint(time.Now().UnixNano()), App: "rec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Deprovision(context.Background(), res.ID)
+	for _, suffix := range []string{"_a", "_b"} {
+		if err := admin.ACLDelUser(ctx, res.ID+suffix).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := use(ctx, res.Config, res); err == nil {
+		t.Fatal("credentials work without their user")
+	}
+	rep, err := p.Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, id := range rep.Restored {
+		found = found || id == res.ID
+	}
+	if !found {
+		t.Errorf("Reconcile did not restore %s: %+v", res.ID, rep)
+	}
+	if err := use(ctx, res.Config, res); err != nil {
+		t.Fatalf("credentials after Reconcile: %v", err)
+	}
+}
