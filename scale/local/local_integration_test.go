@@ -1,0 +1,341 @@
+//go:build integration
+
+package local_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/slipwayhq/slipway/internal/oci"
+	"github.com/slipwayhq/slipway/internal/testenv"
+	"github.com/slipwayhq/slipway/observe"
+	"github.com/slipwayhq/slipway/scale"
+	"github.com/slipwayhq/slipway/scale/local"
+	"github.com/slipwayhq/slipway/scale/scaletest"
+)
+
+// testImages holds the images the tests run, built once per test binary:
+// "test" (busybox plus /prog, the behaviours of testdata/prog) and "nocmd"
+// (busybox alone, no entrypoint or cmd).
+type testImages struct {
+	layout string
+	cache  string
+	rootfs string // the unpacked files of "test", for raw runc runs
+	err    error
+}
+
+var (
+	imagesOnce sync.Once
+	images     testImages
+)
+
+func buildImages(tb testing.TB) testImages {
+	tb.Helper()
+	imagesOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "slipway-local-images-")
+		if err != nil {
+			images.err = err
+			return
+		}
+		images = testImages{layout: filepath.Join(dir, "layout"), cache: filepath.Join(dir, "cache"), rootfs: filepath.Join(dir, "rootfs")}
+		images.err = func() error {
+			busybox, err := exec.LookPath("busybox")
+			if err != nil {
+				return fmt.Errorf("busybox (apt-get install busybox-static): %w", err)
+			}
+			for _, d := range []string{"bin", "etc", "tmp"} {
+				if err := os.MkdirAll(filepath.Join(images.rootfs, d), 0o755); err != nil {
+					return err
+				}
+			}
+			b, err := os.ReadFile(busybox)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(images.rootfs, "bin/busybox"), b, 0o755); err != nil {
+				return err
+			}
+			for _, l := range []string{"sh", "echo", "sleep", "cat", "ls", "nc"} {
+				if err := os.Symlink("busybox", filepath.Join(images.rootfs, "bin", l)); err != nil {
+					return err
+				}
+			}
+			os.WriteFile(filepath.Join(images.rootfs, "etc/passwd"), []byte("root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"), 0o644)
+			base := filepath.Join(dir, "base")
+			if err := exec.Command("cp", "-a", images.rootfs, base).Run(); err != nil {
+				return err
+			}
+			build := exec.Command("go", "build", "-o", filepath.Join(images.rootfs, "prog"), "./testdata/prog")
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				return fmt.Errorf("building testdata/prog: %v: %s", err, out)
+			}
+			if _, err := oci.Write(images.layout, oci.WriteImage{Name: "test", Config: ocispec.ImageConfig{Cmd: []string{"/prog", "wait"}, Env: []string{"FROM_IMAGE=yes"}}, Layers: []oci.Layer{{Dir: images.rootfs, Gzip: true}}}); err != nil {
+				return err
+			}
+			_, err = oci.Write(images.layout, oci.WriteImage{Name: "nocmd", Layers: []oci.Layer{{Dir: base}}})
+			return err
+		}()
+	})
+	if images.err != nil {
+		tb.Fatalf("building test images: %v", images.err)
+	}
+	return images
+}
+
+var testPrograms = scaletest.Programs{
+	Web:        "/prog web",
+	Wait:       "/prog wait",
+	IgnoreTerm: "/prog ignore-term",
+	Exit:       func(code int) string { return fmt.Sprintf("/prog exit %d", code) },
+	Print:      func(n int) string { return fmt.Sprintf("/prog print %d", n) },
+	Env:        func(name string) string { return "/prog env " + name },
+	Sleep:      func(d time.Duration) string { return "/prog sleep " + d.String() },
+	Alloc:      func(mb int) string { return fmt.Sprintf("/prog alloc %d", mb) },
+}
+
+func config(tb testing.TB) local.Config {
+	testenv.Root(tb)
+	runc := testenv.Get(tb, testenv.RuncVar)
+	imgs := buildImages(tb)
+	return local.Config{
+		StateDir:     tb.TempDir(),
+		Images:       imgs.layout,
+		CacheDir:     imgs.cache,
+		Runc:         runc,
+		CgroupParent: fmt.Sprintf("slipway-test-%d", os.Getpid()),
+	}
+}
+
+func open(tb testing.TB, cfg local.Config) *local.Scheduler {
+	tb.Helper()
+	s, err := local.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	cfg := config(t)
+	var mu sync.Mutex
+	configs := map[scale.Scheduler]local.Config{}
+	scaletest.Run(t, scaletest.Harness{
+		New: func(t *testing.T) scale.Scheduler {
+			c := cfg
+			c.StateDir = t.TempDir()
+			s := open(t, c)
+			mu.Lock()
+			configs[s] = c
+			mu.Unlock()
+			return s
+		},
+		Reopen: func(t *testing.T, old scale.Scheduler) scale.Scheduler {
+			mu.Lock()
+			c := configs[old]
+			mu.Unlock()
+			return open(t, c)
+		},
+		Image:          scale.Image{Ref: "test"},
+		NoCommandImage: scale.Image{Ref: "nocmd"},
+		Programs:       testPrograms,
+	})
+	checkNoLeftovers(t, cfg)
+}
+
+// checkNoLeftovers fails when processes, mounts, runc containers or cgroups
+// of the test's schedulers remain.
+func checkNoLeftovers(t *testing.T, cfg local.Config) {
+	t.Helper()
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(l, "/instances/") && strings.Contains(l, "overlay") && strings.Contains(l, os.TempDir()) {
+			t.Errorf("mount left: %s", l)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if strings.Contains(string(b), "slipway-supervisor") && strings.Contains(string(b), os.TempDir()) {
+			t.Errorf("process left: %s", strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	for _, c := range []string{"memory", "cpu", "pids", "freezer"} {
+		ents, _ := os.ReadDir(filepath.Join("/sys/fs/cgroup", c, cfg.CgroupParent))
+		for _, e := range ents {
+			if e.IsDir() {
+				t.Errorf("cgroup left: %s/%s/%s", c, cfg.CgroupParent, e.Name())
+			}
+		}
+	}
+}
+
+func waitUp(t *testing.T, s scale.Scheduler, app string, n int) []scale.Instance {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		is, err := s.Instances(context.Background(), scale.Query{App: app})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := len(is) == n
+		for _, i := range is {
+			ok = ok && i.State == scale.StateUp && i.Healthy
+		}
+		if ok {
+			return is
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for _, i := range is {
+				fmt.Fprintf(&b, "%s %s restarts=%d", i.ID, i.State, i.Restarts)
+				if i.LastExit != nil {
+					fmt.Fprintf(&b, " last exit: %s", i.LastExit.Reason)
+				}
+				b.WriteByte('\n')
+			}
+			s.Logs(context.Background(), scale.LogQuery{App: app, Tail: 30}, func(l observe.LogLine) error {
+				fmt.Fprintf(&b, "%s[%s] %s\n", l.Source, l.Instance, l.Text)
+				return nil
+			})
+			t.Fatalf("not %d up:\n%s", n, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestWebServesAndEnv(t *testing.T) {
+	cfg := config(t)
+	s := open(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	defer s.StopApp(ctx, "shop")
+	err := s.Apply(ctx, scale.Formation{App: "shop", Release: 1, Image: scale.Image{Ref: "test"}, Env: map[string]string{"SECRET": "s3cr3t"},
+		Processes: []scale.Process{{Type: "web", Command: "/prog web", Count: 2, Port: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := waitUp(t, s, "shop", 2)
+	for _, in := range is {
+		resp, err := http.Get("http://" + in.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.TrimSpace(string(b)); got != fmt.Sprintf("web.%d", in.Index) {
+			t.Errorf("instance %s answered %q", in.ID, got)
+		}
+	}
+	var out strings.Builder
+	res, err := s.Run(ctx, scale.OneOff{App: "shop", Release: 1, Image: scale.Image{Ref: "test"}, Env: map[string]string{"SECRET": "s3cr3t"},
+		Command: "echo $FROM_IMAGE $SECRET $DYNO; cat /etc/hostname 2>/dev/null; ls /proc/1/exe >/dev/null && echo pid1ok", Stdout: &out})
+	if err != nil || res.Exit.Code != 0 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if !strings.HasPrefix(out.String(), "yes s3cr3t run.") {
+		t.Errorf("shell one-off printed %q", out.String())
+	}
+	// The image's own command runs when the process has none.
+	err = s.Apply(ctx, scale.Formation{App: "shop", Release: 1, Image: scale.Image{Ref: "test"}, Processes: []scale.Process{
+		{Type: "web", Command: "/prog web", Count: 2, Port: true}, {Type: "worker", Count: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, s, "shop", 3)
+}
+
+func TestLimitsApplied(t *testing.T) {
+	cfg := config(t)
+	s := open(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	defer s.StopApp(ctx, "hog")
+	err := s.Apply(ctx, scale.Formation{App: "hog", Release: 1, Image: scale.Image{Ref: "test"}, Processes: []scale.Process{
+		{Type: "worker", Command: "/prog alloc 20", Count: 1, Resources: scale.Resources{MemoryBytes: 64 << 20, CPUs: 0.5}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := waitUp(t, s, "hog", 1)
+	id := is[0].ID
+	deadline := time.Now().Add(30 * time.Second)
+	for !hasLog(s, "hog", "ready 20") {
+		if time.Now().After(deadline) {
+			t.Fatal("allocating 20 MiB under a 64 MiB limit never finished")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mem, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", cfg.CgroupParent, id, "memory.limit_in_bytes"))
+	if strings.TrimSpace(string(mem)) != fmt.Sprint(64<<20) {
+		t.Errorf("memory limit %q", mem)
+	}
+	quota, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", cfg.CgroupParent, id, "c", "cpu.cfs_quota_us"))
+	if strings.TrimSpace(string(quota)) != "50000" {
+		t.Errorf("cpu quota %q", quota)
+	}
+	is, _ = s.Instances(ctx, scale.Query{App: "hog"})
+	if is[0].Restarts != 0 {
+		t.Errorf("restarted within its limit: %+v", is[0])
+	}
+}
+
+func hasLog(s scale.Scheduler, app, text string) bool {
+	found := false
+	s.Logs(context.Background(), scale.LogQuery{App: app}, func(l observe.LogLine) error {
+		found = found || l.Text == text
+		return nil
+	})
+	return found
+}
+
+func TestRecoverReapsDeadInstances(t *testing.T) {
+	cfg := config(t)
+	s := open(t, cfg)
+	ctx := context.Background()
+	err := s.Apply(ctx, scale.Formation{App: "reap", Release: 1, Image: scale.Image{Ref: "test"},
+		Processes: []scale.Process{{Type: "worker", Command: "/prog wait", Count: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := waitUp(t, s, "reap", 2)
+	s.Close()
+	// worker.2's container dies while no control plane runs.
+	kill := exec.Command(cfg.Runc, "--root", filepath.Join(cfg.StateDir, "runc"), "kill", is[1].ID, "KILL")
+	if out, err := kill.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	time.Sleep(500 * time.Millisecond)
+	s = open(t, cfg)
+	defer s.Close()
+	rep, err := s.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Reattached) != 1 || rep.Reattached[0] != is[0].ID || len(rep.Reaped) != 1 || rep.Reaped[0] != is[1].ID {
+		t.Fatalf("report %+v; want %s re-attached and %s reaped", rep, is[0].ID, is[1].ID)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, "instances", is[1].ID)); !os.IsNotExist(err) {
+		t.Errorf("the reaped instance's directory is still there: %v", err)
+	}
+	// Applying again brings worker.2 back.
+	if err := s.Apply(ctx, scale.Formation{App: "reap", Release: 1, Image: scale.Image{Ref: "test"},
+		Processes: []scale.Process{{Type: "worker", Command: "/prog wait", Count: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, s, "reap", 2)
+	if err := s.StopApp(ctx, "reap"); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeftovers(t, cfg)
+}
