@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slipwayhq/slipway/addons"
+	"github.com/slipwayhq/slipway/addons/internal/seal"
 )
 
 // Service is the service name the provisioner reports.
@@ -69,6 +70,11 @@ type Config struct {
 	// Template is the template database. If empty, "template0" is used, to
 	// which nobody can connect, so concurrent creations never collide.
 	Template string
+	// EncryptionKey, if set, must hold 32 bytes: the passwords kept in the
+	// metadata table are then sealed with AES-256-GCM, bound to their
+	// resource, so a dump of the admin database does not reveal them.
+	// Passwords stored before a key was set are still read.
+	EncryptionKey addons.Secret
 	// Logger receives one line per change, never a credential. If nil,
 	// nothing is logged.
 	Logger *slog.Logger
@@ -113,6 +119,9 @@ func New(ctx context.Context, cfg Config) (*Provisioner, error) {
 			return nil, fmt.Errorf("postgres: plan %q appears twice", p.Name)
 		}
 		plans[p.Name] = p
+	}
+	if k := cfg.EncryptionKey; !k.IsZero() && len(k.Reveal()) != 32 {
+		return nil, errors.New("postgres: Config.EncryptionKey must be 32 bytes")
 	}
 	if cfg.Schema == "" {
 		cfg.Schema = "slipway_addons"
@@ -242,7 +251,19 @@ func (p *Provisioner) load(ctx context.Context, q querier, where string, arg str
 	if err != nil {
 		return nil, err
 	}
+	key := p.cfg.EncryptionKey.Reveal()
+	if r.password, err = seal.Open(key, r.id, r.password); err != nil {
+		return nil, err
+	}
+	if r.oldPassword, err = seal.Open(key, r.id, r.oldPassword); err != nil {
+		return nil, err
+	}
 	return &r, nil
+}
+
+// sealed returns password as stored for resource id.
+func (p *Provisioner) sealed(id, password string) (string, error) {
+	return seal.Seal(p.cfg.EncryptionKey.Reveal(), id, password)
 }
 
 // view turns a row into the resource the contract reports.
@@ -279,9 +300,13 @@ func (p *Provisioner) Provision(ctx context.Context, req addons.Request) (addons
 		database: base, owner: base + "_owner", loginA: base + "_a", loginB: base + "_b",
 		password: randomPassword(),
 	}
+	stored, err := p.sealed(fresh.id, fresh.password)
+	if err != nil {
+		return addons.Resource{}, p.fail(ctx, "provision", req.App, "", err)
+	}
 	_, err = p.cfg.Admin.Exec(ctx, `INSERT INTO `+p.table+` (id, request_id, app, plan, database, owner_role, login_a, login_b, password, state)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING`,
-		fresh.id, fresh.requestID, fresh.app, fresh.plan, fresh.database, fresh.owner, fresh.loginA, fresh.loginB, fresh.password, stateProvisioning)
+		fresh.id, fresh.requestID, fresh.app, fresh.plan, fresh.database, fresh.owner, fresh.loginA, fresh.loginB, stored, stateProvisioning)
 	if err != nil {
 		return addons.Resource{}, p.fail(ctx, "provision", req.App, "", err)
 	}
@@ -543,8 +568,16 @@ func (p *Provisioner) Rotate(ctx context.Context, id string) (addons.Resource, e
 		}
 		if !r.pending {
 			r.oldPassword, r.password, r.current, r.pending = r.password, randomPassword(), 1-r.current, true
+			pw, err := p.sealed(id, r.password)
+			if err != nil {
+				return err
+			}
+			old, err := p.sealed(id, r.oldPassword)
+			if err != nil {
+				return err
+			}
 			if _, err := conn.Exec(ctx, "UPDATE "+p.table+" SET password = $2, old_password = $3, current_login = $4, rotation_pending = true WHERE id = $1",
-				id, r.password, r.oldPassword, r.current); err != nil {
+				id, pw, old, r.current); err != nil {
 				return err
 			}
 		}
@@ -678,6 +711,8 @@ func (p *Provisioner) fail(ctx context.Context, op, app, id string, err error) e
 	switch {
 	case errors.As(err, &ae):
 		e.Err = ae.Err
+	case errors.Is(err, seal.ErrOpen), errors.Is(err, seal.ErrKey):
+		e.Err = err
 	case errors.Is(err, pgx.ErrNoRows):
 		e.Err = addons.ErrNotFound
 	case ctx.Err() != nil:

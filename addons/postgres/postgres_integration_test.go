@@ -37,10 +37,12 @@ func adminPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
+var testKey = addons.NewSecret("0123456789abcdef0123456789abcdef")
+
 func newProvisioner(t testing.TB, log *slog.Logger) (*postgres.Provisioner, *pgxpool.Pool) {
 	t.Helper()
 	pool := adminPool(t)
-	p, err := postgres.New(context.Background(), postgres.Config{Admin: pool, Logger: log})
+	p, err := postgres.New(context.Background(), postgres.Config{Admin: pool, Logger: log, EncryptionKey: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,5 +436,33 @@ func TestUnknownPlanAndID(t *testing.T) {
 	}
 	if err := p.Deprovision(ctx, "pg-0000000000000000"); !errors.Is(err, addons.ErrNotFound) {
 		t.Errorf("unknown id: %v", err)
+	}
+}
+
+// TestPasswordsSealedAtRest checks that the metadata table holds no
+// password in plain when a key is set, and that a provisioner without the
+// key cannot report the resource.
+func TestPasswordsSealedAtRest(t *testing.T) {
+	ctx := ctxT(t, time.Minute)
+	p, pool := newProvisioner(t, nil)
+	res, err := p.Provision(ctx, addons.Request{RequestID: "sealed-" + fmt.Sprint(time.Now().UnixNano()), App: "sealed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Deprovision(context.Background(), res.ID)
+	cc, _ := pgx.ParseConfig(res.Config["URL"].Reveal())
+	var stored string
+	if err := pool.QueryRow(ctx, "SELECT password FROM slipway_addons.postgres_resources WHERE id = $1", res.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, cc.Password) || !strings.HasPrefix(stored, "sealed1:") {
+		t.Fatalf("password stored in plain")
+	}
+	other, err := postgres.New(ctx, postgres.Config{Admin: pool, EncryptionKey: addons.NewSecret("another-key-another-key-another!")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Resource(ctx, res.ID); err == nil || addons.IsRetryable(err) {
+		t.Fatalf("opened with the wrong key: %v", err)
 	}
 }

@@ -57,6 +57,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/slipwayhq/slipway/addons"
+	"github.com/slipwayhq/slipway/addons/internal/seal"
 )
 
 // Service is the service name the provisioner reports.
@@ -104,6 +105,11 @@ type Config struct {
 	// file, users live only in memory: call Reconcile after the server
 	// restarts.
 	SaveACL bool
+	// EncryptionKey, if set, must hold 32 bytes: the passwords kept in the
+	// metadata are then sealed with AES-256-GCM, bound to their resource,
+	// so an RDB or AOF file does not reveal them. Passwords stored before a
+	// key was set are still read.
+	EncryptionKey addons.Secret
 	// Logger receives one line per change, never a credential. If nil,
 	// nothing is logged.
 	Logger *slog.Logger
@@ -149,6 +155,9 @@ func New(cfg Config) (*Provisioner, error) {
 			}
 		}
 		plans[p.Name] = p
+	}
+	if k := cfg.EncryptionKey; !k.IsZero() && len(k.Reveal()) != 32 {
+		return nil, errors.New("redis: Config.EncryptionKey must be 32 bytes")
 	}
 	if cfg.MetaPrefix == "" {
 		cfg.MetaPrefix = "slipway:addons:redis:"
@@ -224,6 +233,13 @@ func (p *Provisioner) load(ctx context.Context, id string) (*resource, error) {
 	r := &resource{id: id, app: m["app"], plan: m["plan"], requestID: m["request_id"], state: m["state"],
 		password: m["password"], oldPassword: m["old_password"], pending: m["pending"] == "1"}
 	r.current, _ = strconv.Atoi(m["current"])
+	key := p.cfg.EncryptionKey.Reveal()
+	if r.password, err = seal.Open(key, id, r.password); err != nil {
+		return nil, err
+	}
+	if r.oldPassword, err = seal.Open(key, id, r.oldPassword); err != nil {
+		return nil, err
+	}
 	if ns, err := strconv.ParseInt(m["created_at"], 10, 64); err == nil {
 		r.createdAt = time.Unix(0, ns).UTC()
 	}
@@ -283,10 +299,14 @@ func (p *Provisioner) Provision(ctx context.Context, req addons.Request) (addons
 	// First writer wins every field: a retry after a crash between the
 	// two writes completes the hash with its own values.
 	key := p.resKey(id)
+	stored, err := seal.Seal(p.cfg.EncryptionKey.Reveal(), id, randomPassword())
+	if err != nil {
+		return addons.Resource{}, p.fail(ctx, "provision", req.App, id, err)
+	}
 	_, err = p.cfg.Admin.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
 		for _, f := range [][2]string{
 			{"app", req.App}, {"plan", plan}, {"request_id", req.RequestID}, {"state", stateProvisioning},
-			{"current", "0"}, {"password", randomPassword()}, {"pending", "0"},
+			{"current", "0"}, {"password", stored}, {"pending", "0"},
 			{"created_at", strconv.FormatInt(time.Now().UnixNano(), 10)},
 		} {
 			pipe.HSetNX(ctx, key, f[0], f[1])
@@ -530,7 +550,16 @@ func (p *Provisioner) Rotate(ctx context.Context, id string) (addons.Resource, e
 		}
 		if !r.pending {
 			r.oldPassword, r.password, r.current, r.pending = r.password, randomPassword(), 1-r.current, true
-			if err := p.cfg.Admin.HSet(ctx, p.resKey(id), "old_password", r.oldPassword, "password", r.password,
+			key := p.cfg.EncryptionKey.Reveal()
+			pw, err := seal.Seal(key, id, r.password)
+			if err != nil {
+				return err
+			}
+			old, err := seal.Seal(key, id, r.oldPassword)
+			if err != nil {
+				return err
+			}
+			if err := p.cfg.Admin.HSet(ctx, p.resKey(id), "old_password", old, "password", pw,
 				"current", strconv.Itoa(r.current), "pending", "1").Err(); err != nil {
 				return err
 			}
@@ -631,6 +660,8 @@ func (p *Provisioner) fail(ctx context.Context, op, app, id string, err error) e
 	var rerr goredis.Error
 	switch {
 	case isSentinel(err):
+		e.Err = err
+	case errors.Is(err, seal.ErrOpen), errors.Is(err, seal.ErrKey):
 		e.Err = err
 	case ctx.Err() != nil:
 		e.Err = ctx.Err()

@@ -32,7 +32,7 @@ func adminClient(t testing.TB) *goredis.Client {
 
 func newProvisioner(t testing.TB, log *slog.Logger) (*redis.Provisioner, *goredis.Client) {
 	admin := adminClient(t)
-	p, err := redis.New(redis.Config{Admin: admin, Logger: log})
+	p, err := redis.New(redis.Config{Admin: admin, Logger: log, EncryptionKey: addons.NewSecret("0123456789abcdef0123456789abcdef")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +224,24 @@ func TestReconcileRestoresUsers(t *testing.T) {
 	}
 	if err := use(ctx, res.Config, res); err != nil {
 		t.Fatalf("credentials after Reconcile: %v", err)
+	}
+}
+
+func TestPasswordsSealedAtRest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, admin := newProvisioner(t, nil)
+	res, err := p.Provision(ctx, addons.Request{RequestID: "sealed-" + fmt.Sprint(time.Now().UnixNano()), App: "sealed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Deprovision(context.Background(), res.ID)
+	opt, _ := goredis.ParseURL(res.Config["URL"].Reveal())
+	stored, err := admin.HGet(ctx, "slipway:addons:redis:res:"+res.ID, "password").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, opt.Password) || !strings.HasPrefix(stored, "sealed1:") {
+		t.Fatal("password stored in plain")
 	}
 }
