@@ -2,8 +2,8 @@ package gitpush_test
 
 import (
 	"archive/tar"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"

@@ -1,0 +1,248 @@
+package paas
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slipwayhq/slipway/observe"
+	"github.com/slipwayhq/slipway/proxy"
+	"github.com/slipwayhq/slipway/release"
+	"github.com/slipwayhq/slipway/scale"
+)
+
+// Backend is one web instance the router sends requests to.
+type Backend struct {
+	ID   string // the scheduler's instance id
+	Addr string // host:port
+}
+
+// Router is what a Platform needs of the router in front of web instances.
+// NewProxyRouter adapts Slipway's own; any other router (an nginx or Envoy
+// controller, a cloud load balancer) fits by implementing these three
+// methods.
+type Router interface {
+	// SetHosts routes exactly hosts to app, replacing its previous hosts.
+	SetHosts(app string, hosts []string) error
+	// SetBackends makes backends the app's web instances, atomically: a
+	// request sees the old set or the new one. It may health-check new
+	// backends first, and returns once requests in flight to the removed
+	// ones have finished, or ctx ends.
+	SetBackends(ctx context.Context, app string, backends []Backend) error
+	// RemoveApp stops routing to app and waits for its requests in flight,
+	// or for ctx to end.
+	RemoveApp(ctx context.Context, app string) error
+}
+
+// NewProxyRouter adapts a *proxy.Router to Router.
+func NewProxyRouter(rt *proxy.Router) Router { return proxyRouter{rt} }
+
+type proxyRouter struct{ rt *proxy.Router }
+
+var _ Router = proxyRouter{}
+
+func (p proxyRouter) SetHosts(app string, hosts []string) error { return p.rt.SetHosts(app, hosts) }
+
+func (p proxyRouter) SetBackends(ctx context.Context, app string, bs []Backend) error {
+	pbs := make([]proxy.Backend, len(bs))
+	for i, b := range bs {
+		pbs[i] = proxy.Backend{ID: b.ID, Addr: b.Addr}
+	}
+	d, err := p.rt.SetBackends(ctx, app, pbs)
+	if err != nil {
+		return err
+	}
+	return d.Wait(ctx)
+}
+
+func (p proxyRouter) RemoveApp(ctx context.Context, app string) error {
+	return p.rt.RemoveApp(app).Wait(ctx)
+}
+
+// traffic is the release.Traffic the Manager switches through, and the loop
+// that keeps the routed release's backends in step with the scheduler.
+type traffic struct {
+	router Router
+	sched  scale.Scheduler
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	routed map[string]*routeState
+	kickc  chan struct{}
+}
+
+var _ release.Traffic = (*traffic)(nil)
+
+// routeState is what the router holds for one app. Its mutex serializes
+// the Manager's switches with the sync loop, so the loop never routes a
+// release the Manager has just switched away from.
+type routeState struct {
+	mu       sync.Mutex
+	release  int
+	backends []Backend
+}
+
+func (t *traffic) state(app string) *routeState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.routed[app]
+	if st == nil {
+		st = &routeState{}
+		t.routed[app] = st
+	}
+	return st
+}
+
+func (t *traffic) forget(app string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.routed, app)
+}
+
+// SetRoute implements release.Traffic.
+func (t *traffic) SetRoute(ctx context.Context, r release.Route) error {
+	st := t.state(r.App)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ids := map[string]string{}
+	if len(r.Backends) > 0 {
+		is, err := t.sched.Instances(ctx, scale.Query{App: r.App, Release: r.Release})
+		if err != nil {
+			return err
+		}
+		for _, in := range is {
+			ids[in.Addr] = in.ID
+		}
+	}
+	bs := make([]Backend, len(r.Backends))
+	for i, addr := range r.Backends {
+		id := ids[addr]
+		if id == "" {
+			id = addr
+		}
+		bs[i] = Backend{ID: id, Addr: addr}
+	}
+	if err := t.router.SetBackends(ctx, r.App, bs); err != nil {
+		return err
+	}
+	st.release, st.backends = r.Release, bs
+	return nil
+}
+
+// adopt routes the app's release as it runs now, after a restart.
+func (t *traffic) adopt(ctx context.Context, app string, version int) {
+	st := t.state(app)
+	st.mu.Lock()
+	st.release = version
+	st.mu.Unlock()
+	t.sync(ctx, app, st)
+}
+
+func (t *traffic) kick() {
+	t.mu.Lock()
+	c := t.kickc
+	t.mu.Unlock()
+	if c != nil {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (t *traffic) loop(ctx context.Context, every time.Duration) {
+	kick := make(chan struct{}, 1)
+	t.mu.Lock()
+	t.kickc = kick
+	t.mu.Unlock()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-kick:
+		}
+		t.mu.Lock()
+		apps := make(map[string]*routeState, len(t.routed))
+		for app, st := range t.routed {
+			apps[app] = st
+		}
+		t.mu.Unlock()
+		for app, st := range apps {
+			t.sync(ctx, app, st)
+		}
+	}
+}
+
+// syncTimeout bounds one sync of one app: health checks of new instances
+// and the drain of removed (dead) ones.
+const syncTimeout = 5 * time.Second
+
+// sync routes the healthy web instances of the app's routed release, when
+// they differ from what the router has. While none is healthy it leaves the
+// router as it is: the router's own checks and quarantine keep requests off
+// dead instances, and a restart on the same address comes back by itself.
+func (t *traffic) sync(ctx context.Context, app string, st *routeState) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.release == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	is, err := t.sched.Instances(ctx, scale.Query{App: app, Release: st.release, ProcessType: "web"})
+	if err != nil {
+		t.log.Warn("paas: route sync: list instances", "app", app, "err", err)
+		return
+	}
+	var bs []Backend
+	for _, in := range is {
+		if in.State == scale.StateUp && in.Healthy && in.Addr != "" {
+			bs = append(bs, Backend{ID: in.ID, Addr: in.Addr})
+		}
+	}
+	if len(bs) == 0 {
+		return
+	}
+	slices.SortFunc(bs, func(a, b Backend) int { return strings.Compare(a.Addr, b.Addr) })
+	if slices.Equal(bs, st.backends) {
+		return
+	}
+	if err := t.router.SetBackends(ctx, app, bs); err != nil {
+		t.log.Warn("paas: route sync", "app", app, "err", err)
+		return
+	}
+	st.backends = bs
+}
+
+// RouterLogHook returns a hook for the router that writes one Heroku-style
+// router line per request into sink, under the request's app:
+//
+//	at=info method=GET path="/" host=a.example request_id=... dyno=web.1 queue=0ms service=3ms status=200 bytes=12
+//
+// Requests for no app (unknown hosts) are not written: they belong to no
+// app's stream.
+func RouterLogHook(sink observe.LogSink) observe.RequestHook {
+	return observe.RequestHookFunc(func(r *observe.Request) {
+		if r.App == "" {
+			return
+		}
+		at := "info"
+		code := ""
+		if r.Code != "" {
+			at, code = "error", " code="+r.Code
+		}
+		sink.WriteLog(observe.LogLine{
+			Time: r.Start.Add(r.Latency), App: r.App, Source: observe.SourceRouter,
+			Text: fmt.Sprintf("at=%s%s method=%s path=%q host=%s request_id=%s dyno=%s queue=%dms service=%dms status=%d bytes=%d",
+				at, code, r.Method, r.Path, r.Host, r.RequestID, r.Instance,
+				r.QueueTime.Milliseconds(), (r.Latency - r.QueueTime).Milliseconds(), r.Status, r.BytesOut),
+		})
+	})
+}
