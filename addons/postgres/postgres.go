@@ -624,6 +624,42 @@ func (p *Provisioner) Retire(ctx context.Context, id string) error {
 	return nil
 }
 
+// ReconcileReport says what Reconcile did.
+type ReconcileReport struct {
+	Deprovisioned []string // ids whose interrupted deprovisioning was finished
+	Pending       []string // ids still being provisioned, left to the retried Provision
+}
+
+// Reconcile finishes deprovisionings that a crash interrupted and lists
+// provisionings still pending (which the caller retries with their request
+// ids). Run it after the control plane restarts; it is safe at any time.
+func (p *Provisioner) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	rows, err := p.cfg.Admin.Query(ctx, "SELECT id, state FROM "+p.table+" WHERE state IN ($1, $2) ORDER BY id", stateDeprovisioning, stateProvisioning)
+	if err != nil {
+		return rep, p.fail(ctx, "reconcile", "", "", err)
+	}
+	type idState struct{ id, state string }
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (idState, error) {
+		var v idState
+		return v, r.Scan(&v.id, &v.state)
+	})
+	if err != nil {
+		return rep, p.fail(ctx, "reconcile", "", "", err)
+	}
+	for _, v := range list {
+		if v.state == stateProvisioning {
+			rep.Pending = append(rep.Pending, v.id)
+			continue
+		}
+		if err := p.Deprovision(ctx, v.id); err != nil {
+			return rep, err
+		}
+		rep.Deprovisioned = append(rep.Deprovisioned, v.id)
+	}
+	return rep, nil
+}
+
 func (p *Provisioner) loadReady(ctx context.Context, q querier, id string) (*resource, error) {
 	r, err := p.load(ctx, q, "id", id)
 	if err != nil {

@@ -466,3 +466,36 @@ func TestPasswordsSealedAtRest(t *testing.T) {
 		t.Fatalf("opened with the wrong key: %v", err)
 	}
 }
+
+// TestReconcileFinishesDeprovisioning simulates a control plane that died
+// after marking a resource for deprovisioning.
+func TestReconcileFinishesDeprovisioning(t *testing.T) {
+	ctx := ctxT(t, time.Minute)
+	p, pool := newProvisioner(t, nil)
+	res, err := p.Provision(ctx, addons.Request{RequestID: "reconcile-" + fmt.Sprint(time.Now().UnixNano()), App: "reconcile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "UPDATE slipway_addons.postgres_resources SET state = 'deprovisioning' WHERE id = $1", res.ID); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, id := range rep.Deprovisioned {
+		found = found || id == res.ID
+	}
+	if !found {
+		t.Fatalf("Reconcile did not finish %s: %+v", res.ID, rep)
+	}
+	if err := use(ctx, res.Config, res); err == nil {
+		t.Error("credentials work after Reconcile finished deprovisioning")
+	}
+	var n int
+	_ = pool.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", dbOf(t, res)).Scan(&n)
+	if n != 0 {
+		t.Error("database left")
+	}
+}
