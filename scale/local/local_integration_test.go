@@ -4,6 +4,7 @@ package local_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,12 +111,18 @@ func config(tb testing.TB) local.Config {
 	testenv.Root(tb)
 	runc := testenv.Get(tb, testenv.RuncVar)
 	imgs := buildImages(tb)
+	parent := fmt.Sprintf("slipway-test-%d", os.Getpid())
+	tb.Cleanup(func() {
+		for _, c := range []string{"memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices", "cpuset", "systemd"} {
+			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent)) // fails while another test uses it
+		}
+	})
 	return local.Config{
 		StateDir:     tb.TempDir(),
 		Images:       imgs.layout,
 		CacheDir:     imgs.cache,
 		Runc:         runc,
-		CgroupParent: fmt.Sprintf("slipway-test-%d", os.Getpid()),
+		CgroupParent: parent,
 	}
 }
 
@@ -338,4 +346,52 @@ func TestRecoverReapsDeadInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNoLeftovers(t, cfg)
+}
+
+func TestWebThatNeverBindsStaysStarting(t *testing.T) {
+	cfg := config(t)
+	s := open(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	defer s.StopApp(ctx, "deaf")
+	err := s.Apply(ctx, scale.Formation{App: "deaf", Release: 1, Image: scale.Image{Ref: "test"},
+		Processes: []scale.Process{{Type: "web", Command: "/prog wait", Count: 1, Port: true, Grace: time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		is, _ := s.Instances(ctx, scale.Query{App: "deaf"})
+		if len(is) != 1 || is[0].State != scale.StateStarting || is[0].Healthy || is[0].Restarts != 0 {
+			t.Fatalf("a web process that never binds its port: %+v", is)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !hasLog(s, "deaf", "ready") {
+		t.Fatal("the process did not run")
+	}
+}
+
+func TestFullStateDir(t *testing.T) {
+	cfg := config(t)
+	cfg.StateDir = t.TempDir()
+	if err := syscall.Mount("tmpfs", cfg.StateDir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Fatalf("mounting a small tmpfs: %v", err)
+	}
+	defer syscall.Unmount(cfg.StateDir, syscall.MNT_DETACH)
+	s := open(t, cfg)
+	defer s.Close()
+	// Fill the file system.
+	f, _ := os.Create(filepath.Join(cfg.StateDir, "filler"))
+	f.Write(make([]byte, 1<<20))
+	f.Close()
+	err := s.Apply(context.Background(), scale.Formation{App: "full", Release: 1, Image: scale.Image{Ref: "test"},
+		Processes: []scale.Process{{Type: "worker", Command: "/prog wait", Count: 1}}})
+	var se *local.StateError
+	if !errors.Is(err, local.ErrNoSpace) || !errors.As(err, &se) {
+		t.Fatalf("Apply on a full state dir returned %v, want a *StateError wrapping ErrNoSpace", err)
+	}
+	if is, _ := s.Instances(context.Background(), scale.Query{App: "full"}); len(is) != 0 {
+		t.Fatalf("instances after a failed apply: %+v", is)
+	}
 }
