@@ -66,7 +66,7 @@
 //	              the response body (status already sent; the client connection is aborted)
 //	H19   503     backend connection timeout: every connect attempt timed out
 //	H21   503     backend connection refused: every connect attempt was refused
-//	H25   400/413 HTTP restriction: malformed request, body over Config.MaxBodyBytes
+//	H25   413     HTTP restriction: request body over Config.MaxBodyBytes
 //	H27   499     client request interrupted: the client went away (nothing is sent)
 //	H00   404     unknown host: no app is routed at this host (no instance is touched; Slipway's own code)
 //	H99   500     router error (a bug)

@@ -23,7 +23,7 @@ const (
 	CodeInterrupted       Code = "H18" // aborted: instance failed or went idle mid-response
 	CodeConnectTimeout    Code = "H19" // 503: connecting to instances timed out
 	CodeConnRefused       Code = "H21" // 503: instances refused the connection
-	CodeHTTPRestriction   Code = "H25" // 400/413: malformed or oversized request
+	CodeHTTPRestriction   Code = "H25" // 413: request body over MaxBodyBytes
 	CodeClientInterrupted Code = "H27" // 499: the client went away
 	CodeRouterError       Code = "H99" // 500: a router bug
 )
@@ -45,7 +45,7 @@ var codeInfo = map[Code]struct {
 	CodeInterrupted:       {http.StatusServiceUnavailable, "Response interrupted"},
 	CodeConnectTimeout:    {http.StatusServiceUnavailable, "Backend connection timeout"},
 	CodeConnRefused:       {http.StatusServiceUnavailable, "Backend connection refused"},
-	CodeHTTPRestriction:   {http.StatusBadRequest, "Bad request"},
+	CodeHTTPRestriction:   {http.StatusRequestEntityTooLarge, "Request body too large"},
 	CodeClientInterrupted: {StatusClientClosed, "Client request interrupted"},
 	CodeRouterError:       {http.StatusInternalServerError, "Router error"},
 }
