@@ -497,7 +497,7 @@ func (m *Manager) change(ctx context.Context, app string, o DeployOptions, mk fu
 			return &DeployError{App: app, Version: created.Version, Reason: out.FailureReason, Err: ErrRolledBack}
 		case final.Outcome == OutcomeFailed:
 			sentinel := ErrUnhealthy
-			if d.Step == StepReleasePhase && final.Reason != "" && strings.HasPrefix(final.Reason, "release phase") {
+			if final.FailedAt == StepReleasePhase {
 				sentinel = ErrReleasePhaseFailed
 			}
 			return &DeployError{App: app, Version: created.Version, Reason: final.Reason, Err: sentinel}
@@ -643,7 +643,7 @@ func (m *Manager) act(ctx context.Context, d Deploy, out io.Writer) (StepResult,
 		// unless the switch happened), then the new instances go, and only
 		// then the old formation is made whole again (its singletons were
 		// stopped), so that no singleton runs twice.
-		if m.cfg.Traffic != nil {
+		if m.cfg.Traffic != nil && d.FailedAt != StepReleasePhase && d.FailedAt != StepStart {
 			if d.Previous > 0 && prev.Runnable() && hasWeb(a, prev) {
 				if res, err := m.route(ctx, a, prev); err != nil {
 					return StepResult{}, err

@@ -27,7 +27,7 @@ type Plan struct {
 func NextStep(d Deploy, r StepResult, now time.Time, watch time.Duration) Plan {
 	d.Updated = now
 	fail := func(step Step) Plan {
-		d.Step, d.Reason = step, r.Reason
+		d.FailedAt, d.Step, d.Reason = d.Step, step, r.Reason
 		return Plan{Deploy: d}
 	}
 	switch d.Step {
@@ -63,7 +63,7 @@ func NextStep(d Deploy, r StepResult, now time.Time, watch time.Duration) Plan {
 		return p
 	case StepWatch:
 		if !r.OK && d.Previous > 0 {
-			d.Step, d.Reason = StepRollback, r.Reason
+			d.FailedAt, d.Step, d.Reason = StepWatch, StepRollback, r.Reason
 			return Plan{Deploy: d, Statuses: []StatusChange{{Version: d.Release, Status: StatusFailed, Reason: "rolled back: " + r.Reason}}}
 		}
 		// Healthy through the window, or nothing to roll back to.
@@ -92,7 +92,7 @@ const InterruptedReleasePhase = "the control plane stopped during the release ph
 // migration): it goes to StepAbort. It is a pure function.
 func RecoverStep(d Deploy, now time.Time) Deploy {
 	if d.Step == StepReleasePhase {
-		d.Step, d.Reason, d.Updated = StepAbort, InterruptedReleasePhase, now
+		d.FailedAt, d.Step, d.Reason, d.Updated = StepReleasePhase, StepAbort, InterruptedReleasePhase, now
 	}
 	return d
 }

@@ -136,6 +136,9 @@ type Deploy struct {
 	Step     Step
 	Outcome  Outcome // set once Step is StepDone
 	Reason   string  // why it failed or was rolled back; never holds config values
+	// FailedAt is the step whose failure sent the deploy to StepAbort or
+	// StepRollback; empty while all goes well.
+	FailedAt Step
 	// AutoRollback marks the deploy of a release made by an automatic
 	// rollback: it is not watched (a rollback never rolls back).
 	AutoRollback bool

@@ -378,12 +378,12 @@ func testJournal(t *testing.T, h Harness, s release.Store) {
 		t.Fatalf("journal = %+v %v %v, want release %d at release-phase started %v", d, ok, err, r.Version, now)
 	}
 	want := release.Deploy{App: "app", Release: 1, Previous: 0, Step: release.StepDone, Outcome: release.OutcomeRolledBack,
-		Reason: "web.1 crashed", AutoRollback: true, SkipReleasePhase: true, WatchUntil: now.Add(time.Minute), Started: now, Updated: now.Add(time.Second)}
+		Reason: "web.1 crashed", FailedAt: release.StepWatch, AutoRollback: true, SkipReleasePhase: true, WatchUntil: now.Add(time.Minute), Started: now, Updated: now.Add(time.Second)}
 	if _, err := s.Commit(ctx, "app", release.Lease{}, release.Change{Deploy: &want}); err != nil {
 		t.Fatal(err)
 	}
 	d, _, _ = s.Deploy(ctx, "app")
-	if d.App != want.App || d.Release != want.Release || d.Step != want.Step || d.Outcome != want.Outcome || d.Reason != want.Reason ||
+	if d.App != want.App || d.Release != want.Release || d.Step != want.Step || d.Outcome != want.Outcome || d.Reason != want.Reason || d.FailedAt != want.FailedAt ||
 		d.AutoRollback != want.AutoRollback || d.SkipReleasePhase != want.SkipReleasePhase || !d.WatchUntil.Equal(want.WatchUntil) ||
 		!d.Started.Equal(want.Started) || !d.Updated.Equal(want.Updated) || !d.Finished() {
 		t.Errorf("journal = %+v, want %+v", d, want)
