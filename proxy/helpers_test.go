@@ -146,7 +146,7 @@ func startBackend(t *testing.T, name string, h http.HandlerFunc) (*httptest.Serv
 	return srv, Backend{ID: name, Addr: strings.TrimPrefix(srv.URL, "http://")}
 }
 
-func setBackends(t *testing.T, rt *Router, app string, bs ...Backend) *Drain {
+func setBackends(t testing.TB, rt *Router, app string, bs ...Backend) *Drain {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -8,6 +8,9 @@
 # Environment: ROUNDS (3), CONNS ("64 256"), DURATION (5s), THREADS (2),
 # NGINX (/usr/sbin/nginx or $SLIPWAY_NGINX), WRK (wrk), PROFILE (unset: if
 # set to a path, the router writes a CPU profile there).
+# The cpu column is the CPU time per request of the proxy (nginx: master
+# and workers), and for "direct" that of the Go net/http backend itself,
+# a floor for any proxy built on net/http's server.
 # The last line printed is "router/nginx rps ratio: X" (mean over CONNS of
 # the ratio of median requests/s).
 set -euo pipefail
@@ -53,7 +56,8 @@ echo "building backend and router..." >&2
 
 BPORT=$(free_port)
 "$TMP/benchbackend" -addr "127.0.0.1:$BPORT" &
-PIDS+=($!)
+BACKEND_PID=$!
+PIDS+=($BACKEND_PID)
 wait_port "$BPORT"
 
 NPORT=$(free_port)
@@ -148,7 +152,7 @@ run() { # run NAME PORT CONNS PID...
 for ((round = 1; round <= ROUNDS; round++)); do
 	echo "round $round/$ROUNDS" >&2
 	for c in $CONNS; do
-		run direct "$BPORT" "$c" 0
+		run direct "$BPORT" "$c" "$BACKEND_PID"
 		run nginx "$NPORT" "$c" "$NGINX_PID"
 		run slipway "$RPORT" "$c" "$ROUTER_PID"
 	done
@@ -164,7 +168,6 @@ for c in $CONNS; do
 			MED[$t,$c,$col]=$(awk -v t=$t -v c="$c" -v col=$col '$1 == t && $2 == c {print $col}' "$RESULTS" | median)
 		done
 		cpu=${MED[$t,$c,6]}
-		[ "$t" = direct ] && cpu="-"
 		printf '%-8s %-6s %12s %10s %10s %14s\n' "$t" "$c" "${MED[$t,$c,3]}" "${MED[$t,$c,4]}" "${MED[$t,$c,5]}" "$cpu"
 	done
 done
