@@ -19,6 +19,33 @@
 //  3. Watch: when new instances turn unhealthy within a window after the
 //     switch, the Manager rolls back by itself to the previous release.
 //
+// Process types other than web are replaced in the same deploy: the new
+// instances start beside the old ones, and the old ones stop after the
+// traffic switch. A process type marked Singleton in the app's formation
+// (ProcessScale) is the exception: its old instances stop (and are waited
+// for) before the new formation starts, so it never runs twice; an aborted
+// deploy starts them again. The release process type is never part of a
+// formation.
+//
+// A rollback to vN makes a new release that copies vN's image, process
+// types, config and attachments (Heroku's rule); a rollback to a failed
+// release is refused with ErrRollbackToFailed. A manual rollback runs the
+// release phase unless ManagerConfig.SkipReleasePhaseOnRollback is set; an
+// automatic rollback never does (it restores service; the copied release's
+// phase ran when it was first deployed) and is not watched.
+//
+// Config vars follow POSIX names ([A-Za-z_][A-Za-z0-9_]*, at most
+// MaxKeyBytes); values may hold any byte but NUL, up to MaxValueBytes each
+// and MaxConfigBytes per release. A Config never prints its values. Stores
+// encrypt them with AES-256-GCM when given a Keyring; see Keyring for key
+// rotation.
+//
+// One deploy per app runs at a time: the Manager holds a lease in the
+// Store (owner, token, expiry), renewed while it deploys; another deploy
+// gets ErrDeployInProgress, and the lease of a control plane that died
+// expires after ManagerConfig.LeaseTTL and is taken over, its token
+// fencing off any late write of the dead holder.
+//
 // Every step is written to the deploy journal in the Store before it is
 // acted on; Manager.Recover brings every app back to a consistent state
 // after the control plane died in the middle of a deploy. The choice of

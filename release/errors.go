@@ -64,6 +64,9 @@ type LeaseError struct {
 }
 
 func (e *LeaseError) Error() string {
+	if e.Expires.IsZero() {
+		return fmt.Sprintf("release: a deploy of %s is in progress (by this control plane, %s)", e.App, e.Owner)
+	}
 	return fmt.Sprintf("release: a deploy of %s is in progress (lease held by %s until %s)", e.App, e.Owner, e.Expires.UTC().Format(time.RFC3339))
 }
 

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -99,7 +100,8 @@ type ManagerConfig struct {
 	RetireWait time.Duration
 	// WatchWindow is how long new instances are watched after the switch;
 	// if they turn unhealthy meanwhile the Manager rolls back by itself.
-	// Zero means 30 s; negative turns the watch off.
+	// Zero means 30 s; negative turns the watch off. The deploy (and its
+	// lease) lasts until the window ends.
 	WatchWindow time.Duration
 	// UnhealthyPolls is how many polls in a row must find a new instance
 	// unhealthy during the watch to roll back; zero means 3.
@@ -113,8 +115,11 @@ type ManagerConfig struct {
 	OutputTail int
 	Logger     *slog.Logger      // nil: silent
 	Events     observe.EventSink // nil: none
-	OnStep     func(d Deploy)    // called after every journal write; nil: none
-	Now        func() time.Time  // nil: time.Now
+	// Logs, if not nil, receives the release phase's output line by line
+	// (Source observe.SourceRelease; lines longer than 4 KiB are split).
+	Logs   observe.LogSink
+	OnStep func(d Deploy)   // called after every journal write; nil: none
+	Now    func() time.Time // nil: time.Now
 }
 
 // Manager creates and deploys releases. It is safe for concurrent use;
@@ -229,7 +234,12 @@ type ConfigChange struct {
 // Deploy makes a release of b with the app's latest config and deploys it.
 // It returns the release once it serves, or a *DeployError when it never
 // took over or was rolled back (the release is then failed, and the
-// previous one serves).
+// previous one serves). ErrAppNotFound; ErrDeployInProgress while another
+// deploy of the app runs (here or in another control plane).
+//
+// When ctx ends mid-deploy, Deploy returns ctx's error and the journal
+// keeps the deploy where it was: the app's next change, or Recover,
+// finishes it (resuming it, or aborting it if it was in the release phase).
 func (m *Manager) Deploy(ctx context.Context, app string, b Build, o DeployOptions) (Release, error) {
 	if b.Image.Digest == "" && b.Image.Ref == "" {
 		return Release{}, fmt.Errorf("%w: build has no image", ErrInvalid)
@@ -319,6 +329,17 @@ func rollbackOf(target Release) (Release, error) {
 // Scale sets the scale of process types and applies it to the current
 // release. Types not named keep their scale.
 func (m *Manager) Scale(ctx context.Context, app string, procs ...ProcessScale) error {
+	for _, p := range procs {
+		if p.Count < 0 || p.Count > scale.MaxInstancesPerType {
+			return fmt.Errorf("%w: %s count %d is outside 0..%d", ErrInvalid, p.Type, p.Count, scale.MaxInstancesPerType)
+		}
+		if p.Singleton && p.Count > 1 {
+			return fmt.Errorf("%w: singleton %s cannot run %d instances", ErrInvalid, p.Type, p.Count)
+		}
+		if p.Type == ReleaseProcessType {
+			return fmt.Errorf("%w: the release process type is not scaled", ErrInvalid)
+		}
+	}
 	return m.withLease(ctx, app, func(ctx context.Context, l Lease) error {
 		a, err := m.store.App(ctx, app)
 		if err != nil {
@@ -880,10 +901,21 @@ func (m *Manager) watch(ctx context.Context, a App, r Release, until time.Time) 
 
 func (m *Manager) releasePhase(ctx context.Context, r Release, out io.Writer) (StepResult, error) {
 	tail := &tailWriter{max: m.cfg.OutputTail, next: out}
+	if m.cfg.Logs != nil {
+		tail.lines = &lineSink{sink: m.cfg.Logs, app: r.App, now: m.cfg.Now}
+		defer tail.lines.flush()
+	}
 	res, err := m.sched.Run(ctx, scale.OneOff{
 		App: r.App, Release: r.Version, Image: r.Image, Env: r.Config.Map(), Type: ReleaseProcessType,
 		Command: r.Processes[ReleaseProcessType], Timeout: m.cfg.ReleaseTimeout, Stdout: tail, Stderr: tail,
 	})
+	defer func() {
+		what := "succeeded"
+		if err != nil || res.Exit.Code != 0 || res.Exit.Signal != "" {
+			what = "failed"
+		}
+		m.event(r.App, observe.EventReleasePhase, r.Version, what)
+	}()
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return StepResult{}, err
@@ -905,11 +937,52 @@ func (m *Manager) releasePhase(ctx context.Context, r Release, out io.Writer) (S
 // Writes to next that fail are dropped: a slow or broken client must not
 // fail the release phase.
 type tailWriter struct {
-	mu   sync.Mutex
-	max  int
-	buf  []byte
-	n    int64
-	next io.Writer
+	mu    sync.Mutex
+	max   int
+	buf   []byte
+	n     int64
+	next  io.Writer
+	lines *lineSink
+}
+
+// lineSink cuts output into log lines of at most maxLogLine bytes.
+type lineSink struct {
+	sink observe.LogSink
+	app  string
+	now  func() time.Time
+	part []byte
+}
+
+const maxLogLine = 4 << 10
+
+func (l *lineSink) write(p []byte) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			room := maxLogLine - len(l.part)
+			if len(p) < room {
+				l.part = append(l.part, p...)
+				return
+			}
+			l.part = append(l.part, p[:room]...)
+			p = p[room:]
+			l.flush()
+			continue
+		}
+		l.part = append(l.part, p[:i]...)
+		p = p[i+1:]
+		l.flush()
+	}
+}
+
+func (l *lineSink) flush() {
+	for len(l.part) > 0 {
+		n := min(len(l.part), maxLogLine)
+		l.sink.WriteLog(observe.LogLine{Time: l.now(), App: l.app, Source: observe.SourceRelease, ProcessType: ReleaseProcessType,
+			Text: strings.TrimSuffix(string(l.part[:n]), "\r")})
+		l.part = l.part[n:]
+	}
+	l.part = l.part[:0]
 }
 
 func (w *tailWriter) Write(p []byte) (int, error) {
@@ -926,6 +999,9 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 	}
 	if w.next != nil {
 		_, _ = w.next.Write(p)
+	}
+	if w.lines != nil {
+		w.lines.write(p)
 	}
 	return len(p), nil
 }

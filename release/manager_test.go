@@ -568,3 +568,42 @@ func TestRecoverAfterInterruptionAtEveryStep(t *testing.T) {
 		})
 	}
 }
+
+func TestReleasePhaseLogs(t *testing.T) {
+	var mu sync.Mutex
+	var lines []observe.LogLine
+	e := newEnv(t, func(c *release.ManagerConfig) {
+		c.Logs = observe.LogSinkFunc(func(l observe.LogLine) { mu.Lock(); lines = append(lines, l); mu.Unlock() })
+	})
+	e.mustDeploy(map[string]string{"web": "web", "release": "print 3"})
+	mu.Lock()
+	defer mu.Unlock()
+	var got []string
+	for _, l := range lines {
+		if l.Source != observe.SourceRelease || l.App != "app" {
+			t.Errorf("line %+v", l)
+		}
+		got = append(got, l.Text)
+	}
+	if strings.Join(got, "|") != "line 1|line 2|line 3" {
+		t.Errorf("release phase log lines = %q", got)
+	}
+}
+
+func TestScaleRefusesBadInput(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, p := range []release.ProcessScale{
+		{Type: "web", Count: -1}, {Type: "web", Count: scale.MaxInstancesPerType + 1},
+		{Type: "clock", Count: 2, Singleton: true}, {Type: "release", Count: 1}, {Type: "Web", Count: 1},
+	} {
+		if err := e.m.Scale(e.ctx, "app", p); !errors.Is(err, release.ErrInvalid) {
+			t.Errorf("Scale(%+v) = %v, want ErrInvalid", p, err)
+		}
+	}
+	if err := e.m.Scale(e.ctx, "ghost", release.ProcessScale{Type: "web", Count: 1}); !errors.Is(err, release.ErrAppNotFound) {
+		t.Errorf("Scale(ghost) = %v", err)
+	}
+	if _, err := e.m.Deploy(e.ctx, "ghost", e.build(web), release.DeployOptions{}); !errors.Is(err, release.ErrAppNotFound) {
+		t.Errorf("Deploy(ghost) = %v", err)
+	}
+}
