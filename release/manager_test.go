@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -605,5 +607,81 @@ func TestScaleRefusesBadInput(t *testing.T) {
 	}
 	if _, err := e.m.Deploy(e.ctx, "ghost", e.build(web), release.DeployOptions{}); !errors.Is(err, release.ErrAppNotFound) {
 		t.Errorf("Deploy(ghost) = %v", err)
+	}
+}
+
+func TestSecretsStayOutOfLogsAndErrors(t *testing.T) {
+	const secret = "hunter2-very-secret"
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	var evs []string
+	e := newEnv(t, func(c *release.ManagerConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.Events = observe.EventSinkFunc(func(ev observe.Event) { mu.Lock(); evs = append(evs, fmt.Sprintf("%+v", ev)); mu.Unlock() })
+	})
+	e.mustDeploy(web)
+	var errs []string
+	_, err := e.m.SetConfig(e.ctx, "app", release.ConfigChange{Set: map[string]string{"TOKEN": secret}}, release.DeployOptions{})
+	errs = append(errs, fmt.Sprint(err))
+	_, err = e.m.SetConfig(e.ctx, "app", release.ConfigChange{Set: map[string]string{"TOKEN=" + secret: "x"}}, release.DeployOptions{})
+	errs = append(errs, fmt.Sprint(err))
+	_, err = e.deploy(map[string]string{"web": "exit 1", "release": "exit 2"}, nil)
+	errs = append(errs, fmt.Sprint(err))
+	rels, _ := e.store.Releases(e.ctx, "app", 0)
+	mu.Lock()
+	all := logs.String() + strings.Join(errs, "\n") + strings.Join(evs, "\n") + fmt.Sprintf("%v %+v %#v", rels, rels, rels)
+	mu.Unlock()
+	if strings.Contains(all, secret) {
+		t.Errorf("the secret leaked:\n%s", all)
+	}
+	if !strings.Contains(logs.String(), "deploy step") {
+		t.Error("the logger saw nothing; the test proves nothing")
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		ctx := context.Background()
+		sched := scaletest.NewFake(scaletest.FakeConfig{})
+		defer sched.Close()
+		m, err := release.NewManager(release.ManagerConfig{Store: releasetest.NewMemStore(), Scheduler: sched, Traffic: newTraffic(),
+			Health: release.HealthCheck{Interval: 5 * time.Millisecond}, WatchWindow: 50 * time.Millisecond, LeaseTTL: 30 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.CreateApp(ctx, "app"); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := m.Deploy(ctx, "app", release.Build{Image: scale.Image{Ref: "x"}, Processes: map[string]string{"web": "web", "release": "exit 0"}}, release.DeployOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := m.Recover(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := sched.StopApp(ctx, "app"); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
