@@ -146,10 +146,10 @@ CONF
 }
 
 build_stacks() {
-	if [ -x "$SLIPWAY_ROOT/scripts/stacks.sh" ] || [ -f "$SLIPWAY_ROOT/scripts/stacks.sh" ]; then
-		SLIPWAY_BUILDKIT_ADDR=$BK_ADDR SLIPWAY_BUILDCTL=$BIN_BUILDKIT/buildctl \
-			bash "$SLIPWAY_ROOT/scripts/stacks.sh" >&2
-	fi
+	local dir
+	dir=$(SLIPWAY_BUILDKIT_ADDR=$BK_ADDR SLIPWAY_BUILDCTL=$BIN_BUILDKIT/buildctl bash "$SLIPWAY_ROOT/scripts/stacks.sh")
+	[ -d "$dir" ] || die "scripts/stacks.sh made no stacks directory"
+	echo "$dir" >"$SLIPWAY_STATE/stacks.path"
 }
 
 write_env() {
