@@ -38,6 +38,9 @@ type Config struct {
 	// HealthInterval is how often an up web instance's port is checked.
 	// Zero means one second.
 	HealthInterval time.Duration
+	// PidsLimit bounds the processes (and threads) of one instance. Zero
+	// means 4096; negative means no limit.
+	PidsLimit int64
 	// ReadOnlyRootfs mounts instances' root file systems read-only, with a
 	// tmpfs on /tmp.
 	ReadOnlyRootfs bool
@@ -107,6 +110,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CgroupParent == "" {
 		c.CgroupParent = "slipway"
+	}
+	if c.PidsLimit == 0 {
+		c.PidsLimit = 4096
 	}
 	if c.HealthInterval == 0 {
 		c.HealthInterval = time.Second

@@ -185,7 +185,7 @@ func (s *Scheduler) create(p plan) (*instance, error) {
 	spec := runtimeSpec(specInput{
 		args: p.args, env: mergeEnv(p.img.config.Env, env), cwd: cwd,
 		user: resolveUser(p.img.rootfs, p.img.config.User), hostname: hostname(p.m.ID),
-		cgroup: s.cg.path(p.m.ID), cpus: p.cpus, readOnly: s.cfg.ReadOnlyRootfs,
+		cgroup: s.cg.path(p.m.ID), cpus: p.cpus, pids: s.cfg.PidsLimit, readOnly: s.cfg.ReadOnlyRootfs,
 	})
 	if err := os.MkdirAll(in.path("bundle"), 0o700); err != nil {
 		return nil, stateErr("creating", in.dir, err)

@@ -4,6 +4,7 @@ package local_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -113,7 +114,7 @@ func config(tb testing.TB) local.Config {
 	imgs := buildImages(tb)
 	parent := fmt.Sprintf("slipway-test-%d", os.Getpid())
 	tb.Cleanup(func() {
-		for _, c := range []string{"memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices", "cpuset", "systemd"} {
+		for _, c := range []string{"memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices", "cpuset", "systemd", "unified"} {
 			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent)) // fails while another test uses it
 		}
 	})
@@ -179,13 +180,9 @@ func checkNoLeftovers(t *testing.T, cfg local.Config) {
 			t.Errorf("process left: %s", strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
-	for _, c := range []string{"memory", "cpu", "pids", "freezer"} {
-		ents, _ := os.ReadDir(filepath.Join("/sys/fs/cgroup", c, cfg.CgroupParent))
-		for _, e := range ents {
-			if e.IsDir() {
-				t.Errorf("cgroup left: %s/%s/%s", c, cfg.CgroupParent, e.Name())
-			}
-		}
+	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cfg.CgroupParent, "*", "cgroup.procs"))
+	for _, l := range left {
+		t.Errorf("cgroup left: %s", filepath.Dir(l))
 	}
 }
 
@@ -394,4 +391,195 @@ func TestFullStateDir(t *testing.T) {
 	if is, _ := s.Instances(context.Background(), scale.Query{App: "full"}); len(is) != 0 {
 		t.Fatalf("instances after a failed apply: %+v", is)
 	}
+}
+
+// Logs written while no control plane runs are read by the next one, and
+// a LogSink never gets a line twice.
+func TestLogsSurviveControlPlaneRestart(t *testing.T) {
+	cfg := config(t)
+	var mu sync.Mutex
+	sunk := map[string]int{}
+	cfg.Logs = observe.LogSinkFunc(func(l observe.LogLine) {
+		if l.Source == observe.SourceApp {
+			mu.Lock()
+			sunk[l.Text]++
+			mu.Unlock()
+		}
+	})
+	s := open(t, cfg)
+	ctx := context.Background()
+	err := s.Apply(ctx, scale.Formation{App: "ticker", Release: 1, Image: scale.Image{Ref: "test"},
+		Processes: []scale.Process{{Type: "clock", Command: "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done", Count: 1, Grace: time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, s, "ticker", 1)
+	for !hasLog(s, "ticker", "tick 5") {
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Close()
+	time.Sleep(time.Second) // ~20 ticks with no control plane
+	s = open(t, cfg)
+	defer s.Close()
+	defer s.StopApp(ctx, "ticker")
+	if _, err := s.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var last int
+	for {
+		var ticks []int
+		s.Logs(ctx, scale.LogQuery{App: "ticker"}, func(l observe.LogLine) error {
+			var n int
+			if _, err := fmt.Sscanf(l.Text, "tick %d", &n); err == nil && l.Source == observe.SourceApp {
+				ticks = append(ticks, n)
+			}
+			return nil
+		})
+		for i, n := range ticks {
+			if n != i+1 {
+				t.Fatalf("ticks not continuous across the restart: %v", ticks)
+			}
+		}
+		last = len(ticks)
+		if last >= 30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d ticks after the restart", last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for text, n := range sunk {
+		if n != 1 {
+			t.Errorf("the sink got %q %d times", text, n)
+		}
+	}
+	if len(sunk) < last-5 {
+		t.Errorf("the sink got %d lines, the buffer %d", len(sunk), last)
+	}
+}
+
+func TestReadOnlyRootAndMissingImage(t *testing.T) {
+	cfg := config(t)
+	cfg.ReadOnlyRootfs = true
+	s := open(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	defer s.StopApp(ctx, "ro")
+	var out strings.Builder
+	res, err := s.Run(ctx, scale.OneOff{App: "ro", Release: 1, Image: scale.Image{Ref: "test"}, Stdout: &out,
+		Command: "touch /x 2>/dev/null && echo rootfs writable; touch /tmp/x && echo tmp writable"})
+	if err != nil || res.Exit.Code != 0 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if out.String() != "tmp writable\n" {
+		t.Errorf("read-only root: got %q", out.String())
+	}
+	err = s.Apply(ctx, scale.Formation{App: "ro", Release: 1, Image: scale.Image{Ref: "nope"},
+		Processes: []scale.Process{{Type: "worker", Command: "/prog wait", Count: 1}}})
+	if !errors.Is(err, scale.ErrNotFound) {
+		t.Errorf("Apply of a missing image: %v, want ErrNotFound", err)
+	}
+}
+
+// childEnv names the variable that makes the test binary a control plane
+// for TestHardKilledControlPlane: it holds the JSON of the Config to use.
+const childEnv = "SLIPWAY_LOCAL_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if c := os.Getenv(childEnv); c != "" {
+		os.Exit(runChild(c))
+	}
+	os.Exit(m.Run())
+}
+
+// runChild applies a formation, says "ready" once it is up and waits to be
+// killed.
+func runChild(c string) int {
+	var cfg local.Config
+	if err := json.Unmarshal([]byte(c), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	s, err := local.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx := context.Background()
+	err = s.Apply(ctx, scale.Formation{App: "hard", Release: 1, Image: scale.Image{Ref: "test"}, Processes: []scale.Process{
+		{Type: "web", Command: "/prog web", Count: 1, Port: true, Grace: time.Second},
+		{Type: "worker", Command: "/prog wait", Count: 1, Grace: time.Second}}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for {
+		is, _ := s.Instances(ctx, scale.Query{App: "hard"})
+		if len(is) == 2 && is[0].Healthy && is[1].Healthy {
+			fmt.Println("ready")
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {}
+}
+
+// A control plane killed with SIGKILL leaves its instances running; the
+// next one recovers and manages them.
+func TestHardKilledControlPlane(t *testing.T) {
+	cfg := config(t)
+	c, _ := json.Marshal(cfg)
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), childEnv+"="+string(c))
+	child.Stderr = os.Stderr
+	stdout, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		b := make([]byte, 6)
+		io.ReadFull(stdout, b)
+		ready <- string(b)
+	}()
+	select {
+	case r := <-ready:
+		if r != "ready\n" {
+			child.Process.Kill()
+			t.Fatalf("child said %q", r)
+		}
+	case <-time.After(60 * time.Second):
+		child.Process.Kill()
+		t.Fatal("the child control plane never got its instances up")
+	}
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+
+	s := open(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	rep, err := s.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Reattached) != 2 || len(rep.Reaped) != 0 {
+		t.Fatalf("report %+v, want 2 re-attached", rep)
+	}
+	is := waitUp(t, s, "hard", 2)
+	resp, err := http.Get("http://" + is[0].Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !hasLog(s, "hard", "listening on "+strings.Split(is[0].Addr, ":")[1]) {
+		t.Error("the web instance's output before the kill is not in the logs")
+	}
+	if err := s.StopApp(ctx, "hard"); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeftovers(t, cfg)
 }

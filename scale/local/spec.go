@@ -21,6 +21,7 @@ type specInput struct {
 	hostname string
 	cgroup   string // cgroupsPath
 	cpus     float64
+	pids     int64 // <= 0: no limit
 	readOnly bool
 }
 
@@ -158,10 +159,15 @@ func runtimeSpec(in specInput) *specs.Spec {
 	if in.readOnly {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}})
 	}
+	s.Linux.Resources = &specs.LinuxResources{}
 	if in.cpus > 0 {
 		period := uint64(100000)
 		quota := int64(in.cpus * float64(period))
-		s.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Period: &period, Quota: &quota}}
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
+	}
+	if in.pids > 0 {
+		limit := in.pids
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &limit}
 	}
 	return s
 }
