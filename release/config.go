@@ -74,7 +74,7 @@ func ValidateKey(k string) error {
 		return &ConfigError{Reason: "empty config var name"}
 	}
 	if len(k) > MaxKeyBytes {
-		return &ConfigError{Key: k[:32] + "...", Reason: fmt.Sprintf("name is %d bytes, at most %d are allowed", len(k), MaxKeyBytes)}
+		return &ConfigError{Key: quoteKey(k), Reason: fmt.Sprintf("name is %d bytes, at most %d are allowed", len(k), MaxKeyBytes)}
 	}
 	for i := 0; i < len(k); i++ {
 		c := k[i]
@@ -82,7 +82,7 @@ func ValidateKey(k string) error {
 		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
 		case c >= '0' && c <= '9':
 			if i == 0 {
-				return &ConfigError{Key: k, Reason: "name starts with a digit"}
+				return &ConfigError{Key: quoteKey(k), Reason: "name starts with a digit"}
 			}
 		default:
 			return &ConfigError{Key: quoteKey(k), Reason: fmt.Sprintf("name has %q at byte %d; only letters, digits and '_' are allowed", c, i)}
@@ -94,8 +94,15 @@ func ValidateKey(k string) error {
 // quoteKey makes an invalid key printable without leaking what follows an
 // '=' (which may be a value pasted by mistake: "FOO=secret").
 func quoteKey(k string) string {
+	cut := false
 	if i := strings.IndexAny(k, "=\x00"); i >= 0 {
-		k = k[:i] + "..."
+		k, cut = k[:i], true
+	}
+	if len(k) > 64 {
+		k, cut = k[:64], true
+	}
+	if cut {
+		return fmt.Sprintf("%q...", k)
 	}
 	return fmt.Sprintf("%q", k)
 }

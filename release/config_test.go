@@ -162,3 +162,25 @@ func TestKeyring(t *testing.T) {
 		t.Errorf("plain config with a keyring: %v", err)
 	}
 }
+
+func FuzzValidateKey(f *testing.F) {
+	for _, s := range []string{"A", "_a1", "1A", "A=B", "A\x00", "É", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, k string) {
+		err := ValidateKey(k)
+		valid := k != "" && len(k) <= MaxKeyBytes && !(k[0] >= '0' && k[0] <= '9')
+		for i := 0; i < len(k); i++ {
+			c := k[i]
+			if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+				valid = false
+			}
+		}
+		if valid != (err == nil) {
+			t.Fatalf("ValidateKey(%q) = %v, want valid=%v", k, err, valid)
+		}
+		if err != nil && strings.Contains(k, "=") && strings.Contains(err.Error(), k[strings.Index(k, "="):]) && len(k[strings.Index(k, "="):]) > 1 {
+			t.Fatalf("error %q shows what follows '='", err)
+		}
+	})
+}

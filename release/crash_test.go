@@ -43,6 +43,7 @@ const (
 	crashWorldEnv = "SLIPWAY_RELEASE_CRASH_WORLD" // the world file
 	crashStepEnv  = "SLIPWAY_RELEASE_CRASH_STEP"  // SIGKILL after this journal write (1-based)
 	crashOpEnv    = "SLIPWAY_RELEASE_CRASH_OP"    // SIGKILL after this world change (1-based)
+	crashTTLEnv   = "SLIPWAY_RELEASE_CRASH_TTL"   // the child's lease TTL
 )
 
 type worldState struct {
@@ -246,8 +247,12 @@ type crashStore struct {
 }
 
 func crashManager(t testing.TB, st release.Store, w *fileWorld, onStep func(release.Deploy)) *release.Manager {
+	return crashManagerAs(t, "control-plane", 5*time.Second, st, w, onStep)
+}
+
+func crashManagerAs(t testing.TB, owner string, ttl time.Duration, st release.Store, w *fileWorld, onStep func(release.Deploy)) *release.Manager {
 	m, err := release.NewManager(release.ManagerConfig{
-		Store: st, Scheduler: w, Traffic: w, Owner: "control-plane", LeaseTTL: 5 * time.Second,
+		Store: st, Scheduler: w, Traffic: w, Owner: owner, LeaseTTL: ttl,
 		Health:      release.HealthCheck{Interval: 2 * time.Millisecond, Attempts: 10},
 		WatchWindow: 200 * time.Millisecond, UnhealthyPolls: 1, OnStep: onStep,
 	})
@@ -275,7 +280,11 @@ func TestCrashChild(t *testing.T) {
 	w.killAt, _ = strconv.Atoi(os.Getenv(crashOpEnv))
 	stepKill, _ := strconv.Atoi(os.Getenv(crashStepEnv))
 	steps := 0
-	m := crashManager(t, st, w, func(d release.Deploy) {
+	ttl := 5 * time.Second
+	if v, err := time.ParseDuration(os.Getenv(crashTTLEnv)); err == nil {
+		ttl = v
+	}
+	m := crashManagerAs(t, "control-plane", ttl, st, w, func(d release.Deploy) {
 		steps++
 		if steps == stepKill {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -525,4 +534,35 @@ func TestCrashRecoveryBolt(t *testing.T) {
 	runCrashHarness(t, func(t *testing.T) string {
 		return "bolt:" + filepath.Join(t.TempDir(), "releases.db")
 	})
+}
+
+// A control plane killed mid-deploy holds the app's lease; another control
+// plane (a different owner) recovers the deploy once the lease expired,
+// not before.
+func TestCrashRecoveryByAnotherOwner(t *testing.T) {
+	spec := "bolt:" + filepath.Join(t.TempDir(), "releases.db")
+	world := setupCrash(t, spec)
+	if !runChild(t, spec, world, "ok", crashStepEnv+"=3", crashTTLEnv+"=700ms") {
+		t.Fatal("the child was not killed")
+	}
+	ctx := context.Background()
+	st := openCrashStore(t, spec)
+	m := crashManagerAs(t, "standby", time.Second, st, &fileWorld{path: world}, nil)
+	rep, err := m.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Apps) != 1 || !errors.Is(rep.Apps[0].Err, release.ErrDeployInProgress) {
+		t.Fatalf("Recover under the dead owner's live lease = %+v, want the app left busy", rep)
+	}
+	if d, _, _ := st.Deploy(ctx, "app"); d.Finished() {
+		t.Fatal("the deploy was finished under another owner's lease")
+	}
+	time.Sleep(800 * time.Millisecond)
+	rep, err = m.Recover(ctx)
+	if err != nil || len(rep.Apps) != 1 || rep.Apps[0].Err != nil || !rep.Apps[0].Final.Finished() {
+		t.Fatalf("Recover after expiry = %+v, %v", rep, err)
+	}
+	st.Close()
+	checkInvariants(t, spec, world, "ok", "other-owner")
 }

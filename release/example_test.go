@@ -82,5 +82,5 @@ func ExampleConfig() {
 	// Config{DATABASE_URL=[redacted], PORT=[redacted]}
 	// release.Config{DATABASE_URL=[redacted], PORT=[redacted]}
 	// 5000
-	// release: invalid config var 1BAD: name starts with a digit
+	// release: invalid config var "1BAD": name starts with a digit
 }
