@@ -51,6 +51,12 @@ func (l Layout) Unpack(ctx context.Context, img Image, root string) error {
 // link targets are resolved as if root were "/": nothing is created, changed
 // or removed outside root, whatever the layer holds.
 func ApplyLayer(root string, r io.Reader) error {
+	return applyLayer(root, r, 0)
+}
+
+// applyLayer is ApplyLayer with a bound on the file content written
+// (0: none), for fuzzing, where sparse entries of absurd sizes appear.
+func applyLayer(root string, r io.Reader, maxBytes int64) error {
 	br := bufio.NewReader(r)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -66,7 +72,10 @@ func ApplyLayer(root string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	a := &applier{root: root, created: make(map[string]bool)}
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
+	a := &applier{root: root, created: make(map[string]bool), budget: maxBytes}
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -87,6 +96,7 @@ type applier struct {
 	// created holds the paths this layer made, which an opaque whiteout
 	// in the same layer must keep.
 	created map[string]bool
+	budget  int64 // bytes of file content still allowed; negative: no limit
 }
 
 func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
@@ -132,7 +142,14 @@ func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(f, io.LimitReader(r, hdr.Size))
+		if a.budget >= 0 {
+			if hdr.Size > a.budget {
+				f.Close()
+				return fmt.Errorf("layer content exceeds the limit")
+			}
+			a.budget -= hdr.Size
+		}
+		err = copySparse(f, io.LimitReader(r, hdr.Size), hdr.Size)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -184,6 +201,45 @@ func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
 	}
 	_ = unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
 	return nil
+}
+
+// copySparse copies size bytes from r to f, leaving holes where whole
+// blocks are zero (as sparse entries expand to).
+func copySparse(f *os.File, r io.Reader, size int64) error {
+	buf := make([]byte, 32<<10)
+	var off int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if allZero(buf[:n]) {
+				off += int64(n)
+			} else {
+				if _, werr := f.WriteAt(buf[:n], off); werr != nil {
+					return werr
+				}
+				off += int64(n)
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if off != size {
+		return io.ErrUnexpectedEOF
+	}
+	return f.Truncate(off)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // goModeBits turns the setuid, setgid and sticky bits of a tar mode into
