@@ -254,7 +254,7 @@ func crashManagerAs(t testing.TB, owner string, ttl time.Duration, st release.St
 	m, err := release.NewManager(release.ManagerConfig{
 		Store: st, Scheduler: w, Traffic: w, Owner: owner, LeaseTTL: ttl,
 		Health:      release.HealthCheck{Interval: 2 * time.Millisecond, Attempts: 10},
-		WatchWindow: 200 * time.Millisecond, UnhealthyPolls: 1, OnStep: onStep,
+		WatchWindow: 60 * time.Millisecond, UnhealthyPolls: 1, OnStep: onStep,
 	})
 	if err != nil {
 		t.Fatal(err)
