@@ -367,9 +367,38 @@ func (m *Manager) Scale(ctx context.Context, app string, procs ...ProcessScale) 
 		if err != nil || !cur.Runnable() {
 			return err
 		}
+		oldWeb := a.Scale("web").Count
 		a.Formation = form
-		return m.sched.Apply(ctx, a.FormationFor(cur))
+		newWeb := a.Scale("web").Count
+		routed := m.cfg.Traffic != nil && hasProcess(cur, "web")
+		if routed && newWeb < oldWeb {
+			// Take the instances that go out of the route (and let their
+			// requests drain) before they are stopped.
+			if _, err := m.routeWhere(ctx, a, cur, func(in scale.Instance) bool { return in.Index <= newWeb }); err != nil {
+				return err
+			}
+		}
+		if err := m.sched.Apply(ctx, a.FormationFor(cur)); err != nil {
+			return err
+		}
+		if routed && newWeb > oldWeb {
+			// New instances join the route once healthy.
+			if res, err := m.waitHealthy(ctx, a, cur); err != nil {
+				return err
+			} else if !res.OK {
+				m.log.Warn("scaled instances are not all healthy", "app", app, "reason", res.Reason)
+			}
+			if _, err := m.routeWhere(ctx, a, cur, nil); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+}
+
+func hasProcess(r Release, t string) bool {
+	_, ok := r.Processes[t]
+	return ok
 }
 
 // withLease runs fn holding the app's deploy lease, renewed meanwhile.
@@ -752,6 +781,12 @@ func hasWeb(a App, r Release) bool {
 
 // route points the app's traffic at r's web instances.
 func (m *Manager) route(ctx context.Context, a App, r Release) (StepResult, error) {
+	return m.routeWhere(ctx, a, r, nil)
+}
+
+// routeWhere points the app's traffic at r's healthy web instances that
+// keep says to keep (all when keep is nil).
+func (m *Manager) routeWhere(ctx context.Context, a App, r Release, keep func(scale.Instance) bool) (StepResult, error) {
 	if m.cfg.Traffic == nil {
 		return StepResult{OK: true}, nil
 	}
@@ -762,6 +797,9 @@ func (m *Manager) route(ctx context.Context, a App, r Release) (StepResult, erro
 			return StepResult{}, err
 		}
 		for _, in := range insts {
+			if keep != nil && !keep(in) {
+				continue
+			}
 			if in.State == scale.StateUp && in.Healthy && in.Addr != "" {
 				rt.Backends = append(rt.Backends, in.Addr)
 			}

@@ -525,6 +525,18 @@ func TestScale(t *testing.T) {
 	if n := len(e.running()[1]); n != 5 {
 		t.Errorf("%d instances, want 5", n)
 	}
+	if rt := e.traffic.route("app"); len(rt.Backends) != 3 {
+		t.Errorf("route after scaling up = %+v, want 3 backends", rt)
+	}
+	if err := e.m.Scale(e.ctx, "app", release.ProcessScale{Type: "web", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if rt := e.traffic.route("app"); len(rt.Backends) != 1 {
+		t.Errorf("route after scaling down = %+v, want 1 backend", rt)
+	}
+	if err := e.m.Scale(e.ctx, "app", release.ProcessScale{Type: "web", Count: 3}); err != nil {
+		t.Fatal(err)
+	}
 	r := e.mustDeploy(web)
 	if rt := e.traffic.route("app"); len(rt.Backends) != 3 || rt.Release != r.Version {
 		t.Errorf("route after scaled deploy = %+v, want 3 backends of v%d", rt, r.Version)
