@@ -186,6 +186,7 @@ type trackedConn struct {
 	b         *backend
 	idle      time.Duration
 	lastSet   int64       // unix ns of the last deadline push
+	deadline  int64       // unix ns of the read deadline the fast path set
 	manual    atomic.Bool // the fast path manages deadlines itself
 	closeOnce sync.Once
 }
@@ -199,6 +200,7 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	now := time.Now()
 	if ns := now.UnixNano(); ns-c.lastSet > int64(c.idle/8) {
 		c.lastSet = ns
+		c.deadline = 0
 		c.Conn.SetReadDeadline(now.Add(c.idle))
 	}
 	return c.Conn.Read(p)

@@ -170,22 +170,29 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 
 	tc := c.tc
 	tc.manual.Store(true)
-	// No write deadline: the request is headers only, at most the
-	// buffer's 4 KiB, which a socket takes without blocking.
-	tc.Conn.SetReadDeadline(time.Now().Add(rt.cfg.FirstByteTimeout))
+	// No write deadline: the request is headers only (at most
+	// MaxHeaderBytes), which the socket buffer takes without blocking.
+	// Set the first-byte deadline, unless the one set for the previous
+	// request on this connection is less than a second earlier: a
+	// request in a busy stream then saves a timer update.
+	now := time.Now()
+	if want := now.Add(rt.cfg.FirstByteTimeout).UnixNano(); want-tc.deadline > int64(time.Second) || tc.deadline > want {
+		tc.Conn.SetReadDeadline(now.Add(rt.cfg.FirstByteTimeout))
+		tc.deadline = want
+	}
 	if err := bw.Flush(); err != nil {
 		tc.Close()
 		return errStale
 	}
 	// The client going away ends the wait for the response.
 	stop := context.AfterFunc(ctx, func() { tc.Conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
 
 	var res *http.Response
 	for {
 		var err error
 		res, err = http.ReadResponse(c.br, req)
 		if err != nil {
+			stop()
 			tc.Close()
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -207,6 +214,12 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 			continue
 		}
 		break
+	}
+	// Stop watching the client before the connection can go back to the
+	// pool; if the watch already fired, the client is gone.
+	if !stop() {
+		tc.Close()
+		return context.Canceled
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		tc.Close()
