@@ -49,7 +49,7 @@ func BenchmarkDeployOverhead(b *testing.B) {
 			if err := sched.Apply(ctx, f); err != nil {
 				b.Fatal(err)
 			}
-			var addrs []string
+			var addrs []release.Backend
 			for {
 				insts, _ := sched.Instances(ctx, scale.Query{App: "ref", Release: v})
 				up := 0
@@ -58,7 +58,7 @@ func BenchmarkDeployOverhead(b *testing.B) {
 					if in.State == scale.StateUp && in.Healthy {
 						up++
 						if in.Addr != "" {
-							addrs = append(addrs, in.Addr)
+							addrs = append(addrs, release.Backend{ID: in.ID, Addr: in.Addr})
 						}
 					}
 				}

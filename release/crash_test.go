@@ -474,7 +474,7 @@ func checkInvariants(t *testing.T, spec, world, sc, name string) {
 		}
 	}
 	// Exactly the current release runs, whole, and takes the traffic.
-	var web []string
+	var web []release.Backend
 	counts := map[string]int{}
 	for _, in := range s.Instances {
 		if in.Release != a.Current {
@@ -483,14 +483,14 @@ func checkInvariants(t *testing.T, spec, world, sc, name string) {
 		}
 		counts[in.ProcessType]++
 		if in.ProcessType == "web" {
-			web = append(web, in.Addr)
+			web = append(web, release.Backend{ID: in.ID, Addr: in.Addr})
 		}
 	}
 	if counts["web"] != 1 || counts["worker"] != 1 {
 		fail("current v%d runs %v, want one web and one worker", a.Current, counts)
 	}
 	rt := s.Routes["app"]
-	sort.Strings(web)
+	sort.Slice(web, func(i, j int) bool { return web[i].ID < web[j].ID })
 	if rt.Release != a.Current || fmt.Sprint(rt.Backends) != fmt.Sprint(web) || len(web) == 0 {
 		fail("route %+v, want v%d at %v", rt, a.Current, web)
 	}

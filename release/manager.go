@@ -46,7 +46,13 @@ type Traffic interface {
 type Route struct {
 	App      string
 	Release  int
-	Backends []string // host:port, sorted
+	Backends []Backend // sorted by ID
+}
+
+// Backend is one web instance in a Route.
+type Backend struct {
+	ID   string // the scheduler's instance id
+	Addr string // host:port
 }
 
 // HealthCheck says when a new instance counts as healthy. The zero value
@@ -673,7 +679,13 @@ func (m *Manager) act(ctx context.Context, d Deploy, out io.Writer) (StepResult,
 		if err != nil || !res.OK {
 			return res, err
 		}
-		return m.route(ctx, a, r)
+		res, err = m.route(ctx, a, r)
+		if err != nil && ctx.Err() == nil {
+			// The router refused the new backends (its own health check,
+			// say): the deploy never takes over.
+			return StepResult{Reason: "switching traffic: " + err.Error()}, nil
+		}
+		return res, err
 	case StepRetire:
 		if d.Previous > 0 && d.Previous != d.Release {
 			if m.cfg.RetireWait > 0 {
@@ -801,10 +813,10 @@ func (m *Manager) routeWhere(ctx context.Context, a App, r Release, keep func(sc
 				continue
 			}
 			if in.State == scale.StateUp && in.Healthy && in.Addr != "" {
-				rt.Backends = append(rt.Backends, in.Addr)
+				rt.Backends = append(rt.Backends, Backend{ID: in.ID, Addr: in.Addr})
 			}
 		}
-		sort.Strings(rt.Backends)
+		sort.Slice(rt.Backends, func(i, j int) bool { return rt.Backends[i].ID < rt.Backends[j].ID })
 		if len(rt.Backends) == 0 {
 			return StepResult{Reason: "no healthy web instance to switch traffic to"}, nil
 		}

@@ -697,3 +697,28 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// refusingTraffic fails every SetRoute to a release above ok.
+type refusingTraffic struct {
+	*fakeTraffic
+	ok int
+}
+
+func (r refusingTraffic) SetRoute(ctx context.Context, rt release.Route) error {
+	if rt.Release > r.ok {
+		return errors.New("proxy: backend failed its health check")
+	}
+	return r.fakeTraffic.SetRoute(ctx, rt)
+}
+
+func TestRouterRefusalAborts(t *testing.T) {
+	tr := newTraffic()
+	e := newEnv(t, func(c *release.ManagerConfig) { c.Traffic = refusingTraffic{tr, 1} })
+	e.traffic = tr
+	e.mustDeploy(web)
+	_, err := e.deploy(map[string]string{"web": "web"}, nil)
+	if !errors.Is(err, release.ErrUnhealthy) || !strings.Contains(err.Error(), "switching traffic") {
+		t.Fatalf("deploy = %v, want a failed switch", err)
+	}
+	e.serves(1)
+}
