@@ -248,7 +248,7 @@ func (rt *Router) SetBackends(ctx context.Context, app string, backends []Backen
 		if limit <= 0 {
 			limit = int64(rt.cfg.Concurrency)
 		}
-		if e != nil && e.addr == b.Addr && e.limit == limit {
+		if e != nil && e.addr == b.Addr && e.limit == limit && !e.removed.Load() {
 			kept[e] = true
 			nr.backends = append(nr.backends, e)
 			continue
@@ -290,7 +290,6 @@ func (rt *Router) RemoveApp(app string) *Drain {
 	}
 	apps := copyApps(cur.apps)
 	delete(apps, app)
-	delete(rt.appLocks, app)
 	rt.table.Store(build(apps))
 	rt.ctlMu.Unlock()
 	d := &Drain{backends: r.backends}

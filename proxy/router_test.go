@@ -807,3 +807,24 @@ func TestAbsoluteFormRequest(t *testing.T) {
 		t.Errorf("instance saw %q", got)
 	}
 }
+
+func TestRemoveAndReAdd(t *testing.T) {
+	tr := startRouter(t, Config{})
+	_, b := startBackend(t, "web.1", nil)
+	tr.SetHosts("app", []string{"app.test"})
+	setBackends(t, tr.Router, "app", b)
+	if err := tr.RemoveApp("app").Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Apps(); len(got) != 0 {
+		t.Fatalf("apps after RemoveApp: %v", got)
+	}
+	tr.SetHosts("app", []string{"app.test"})
+	setBackends(t, tr.Router, "app", b)
+	if res, body := tr.do(t, "GET", "app.test", "/", nil, nil); res.StatusCode != 200 || body != "web.1" {
+		t.Errorf("after re-adding: %d %q", res.StatusCode, body)
+	}
+	if qs := tr.AllQueueStats(0); len(qs) != 1 || qs[0].App != "app" || qs[0].Requests != 1 {
+		t.Errorf("AllQueueStats %+v", qs)
+	}
+}
