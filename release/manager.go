@@ -226,7 +226,10 @@ type DeployOptions struct {
 	SkipReleasePhase bool
 }
 
-// ConfigChange changes config vars and add-on attachments. Set is applied
+// ConfigChange changes config vars and add-on attachments. The app's
+// config is always its latest release's, whatever that release's status:
+// a config change sticks even when the release it made failed to deploy,
+// as on Heroku; a rollback brings the copied release's config back. Set is applied
 // before Unset. Attachments replace those of the same name; Detach removes
 // attachments by name, with the config vars they provided.
 type ConfigChange struct {

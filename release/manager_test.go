@@ -457,14 +457,18 @@ func TestSetConfig(t *testing.T) {
 
 func TestOneDeployAtATime(t *testing.T) {
 	e := newEnv(t, nil)
-	started := make(chan struct{})
 	done := make(chan error)
 	go func() {
-		_, err := e.deploy(map[string]string{"web": "web", "release": "sleep 500ms"}, writerFunc(func() { close(started) }))
+		_, err := e.deploy(map[string]string{"web": "web", "release": "sleep 500ms"}, nil)
 		done <- err
 	}()
-	_ = started
-	time.Sleep(100 * time.Millisecond)
+	// Wait until the first deploy is in its release phase.
+	for {
+		if d, ok, _ := e.store.Deploy(e.ctx, "app"); ok && d.Step == release.StepReleasePhase {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if _, err := e.deploy(web, nil); !errors.Is(err, release.ErrDeployInProgress) {
 		t.Errorf("second deploy = %v, want ErrDeployInProgress", err)
 	}
@@ -476,10 +480,6 @@ func TestOneDeployAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-type writerFunc func()
-
-func (f writerFunc) Write(p []byte) (int, error) { return len(p), nil }
 
 func TestDeadOwnersLeaseIsTakenOver(t *testing.T) {
 	e := newEnv(t, nil)
