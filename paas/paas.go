@@ -95,6 +95,8 @@ type Platform struct {
 	domains DomainStore
 	log     *slog.Logger
 
+	building sync.Map // app name → *sync.Mutex held while its source builds
+
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
@@ -169,22 +171,55 @@ func (p *Platform) Recover(ctx context.Context) (release.RecoverReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("paas: release recover: %w", err)
 	}
-	if p.cfg.Router == nil {
-		return rep, nil
-	}
 	apps, err := p.cfg.Store.Apps(ctx)
 	if err != nil {
 		return rep, err
 	}
 	for _, a := range apps {
+		if a.Current == 0 {
+			if err := p.routeHosts(ctx, a.Name); err != nil {
+				return rep, err
+			}
+			continue
+		}
+		// Apply is idempotent: instances the scheduler re-attached to
+		// stay; those missing (stopped by StopAll, lost with the machine)
+		// start again.
+		cur, err := p.cfg.Store.Release(ctx, a.Name, a.Current)
+		if err != nil {
+			return rep, err
+		}
+		if err := p.cfg.Scheduler.Apply(ctx, a.FormationFor(cur)); err != nil {
+			return rep, fmt.Errorf("paas: restore %s: %w", cur, err)
+		}
 		if err := p.routeHosts(ctx, a.Name); err != nil {
 			return rep, err
 		}
-		if a.Current > 0 {
+		if p.traffic != nil {
 			p.traffic.adopt(ctx, a.Name, a.Current)
 		}
 	}
 	return rep, nil
+}
+
+// StopAll stops every instance of every app, keeping the apps, their
+// releases and formations: the next Recover starts them again. It is how a
+// single-machine platform shuts down without leaving processes behind.
+func (p *Platform) StopAll(ctx context.Context) error {
+	apps, err := p.cfg.Store.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range apps {
+		if p.traffic != nil {
+			p.traffic.forget(a.Name)
+		}
+		if err := p.cfg.Scheduler.StopApp(ctx, a.Name); err != nil {
+			errs = append(errs, fmt.Errorf("paas: stop %s: %w", a.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // CreateApp creates an app with no release, and routes its hosts.
@@ -267,6 +302,13 @@ func (p *Platform) Deploy(ctx context.Context, app string, src build.Source, o D
 	if _, err := p.cfg.Store.App(ctx, app); err != nil {
 		return release.Release{}, err
 	}
+	// The release manager serializes deploys, but only once the image is
+	// built: refuse a second deploy of the app now, not after its build.
+	l, _ := p.building.LoadOrStore(app, new(sync.Mutex))
+	if !l.(*sync.Mutex).TryLock() {
+		return release.Release{}, fmt.Errorf("paas: %w: %s is being built and deployed", release.ErrDeployInProgress, app)
+	}
+	defer l.(*sync.Mutex).Unlock()
 	out := o.Output
 	if out == nil {
 		out = io.Discard

@@ -2,6 +2,7 @@ package paas
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,12 +16,6 @@ import (
 	"github.com/slipwayhq/slipway/scale"
 )
 
-// Backend is one web instance the router sends requests to.
-type Backend struct {
-	ID   string // the scheduler's instance id
-	Addr string // host:port
-}
-
 // Router is what a Platform needs of the router in front of web instances.
 // NewProxyRouter adapts Slipway's own; any other router (an nginx or Envoy
 // controller, a cloud load balancer) fits by implementing these three
@@ -32,7 +27,7 @@ type Router interface {
 	// request sees the old set or the new one. It may health-check new
 	// backends first, and returns once requests in flight to the removed
 	// ones have finished, or ctx ends.
-	SetBackends(ctx context.Context, app string, backends []Backend) error
+	SetBackends(ctx context.Context, app string, backends []release.Backend) error
 	// RemoveApp stops routing to app and waits for its requests in flight,
 	// or for ctx to end.
 	RemoveApp(ctx context.Context, app string) error
@@ -47,7 +42,7 @@ var _ Router = proxyRouter{}
 
 func (p proxyRouter) SetHosts(app string, hosts []string) error { return p.rt.SetHosts(app, hosts) }
 
-func (p proxyRouter) SetBackends(ctx context.Context, app string, bs []Backend) error {
+func (p proxyRouter) SetBackends(ctx context.Context, app string, bs []release.Backend) error {
 	pbs := make([]proxy.Backend, len(bs))
 	for i, b := range bs {
 		pbs[i] = proxy.Backend{ID: b.ID, Addr: b.Addr}
@@ -56,11 +51,21 @@ func (p proxyRouter) SetBackends(ctx context.Context, app string, bs []Backend) 
 	if err != nil {
 		return err
 	}
-	return d.Wait(ctx)
+	return drained(d.Wait(ctx))
 }
 
 func (p proxyRouter) RemoveApp(ctx context.Context, app string) error {
-	return p.rt.RemoveApp(app).Wait(ctx)
+	return drained(p.rt.RemoveApp(app).Wait(ctx))
+}
+
+// drained treats a drain the router ended at its timeout (closing the
+// connections left, such as WebSockets) as done: nothing reaches the old
+// instances any more.
+func drained(err error) error {
+	if errors.Is(err, proxy.ErrDrainTimeout) {
+		return nil
+	}
+	return err
 }
 
 // traffic is the release.Traffic the Manager switches through, and the loop
@@ -83,7 +88,7 @@ var _ release.Traffic = (*traffic)(nil)
 type routeState struct {
 	mu       sync.Mutex
 	release  int
-	backends []Backend
+	backends []release.Backend // sorted by ID, as release.Route's
 }
 
 func (t *traffic) state(app string) *routeState {
@@ -108,28 +113,10 @@ func (t *traffic) SetRoute(ctx context.Context, r release.Route) error {
 	st := t.state(r.App)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	ids := map[string]string{}
-	if len(r.Backends) > 0 {
-		is, err := t.sched.Instances(ctx, scale.Query{App: r.App, Release: r.Release})
-		if err != nil {
-			return err
-		}
-		for _, in := range is {
-			ids[in.Addr] = in.ID
-		}
-	}
-	bs := make([]Backend, len(r.Backends))
-	for i, addr := range r.Backends {
-		id := ids[addr]
-		if id == "" {
-			id = addr
-		}
-		bs[i] = Backend{ID: id, Addr: addr}
-	}
-	if err := t.router.SetBackends(ctx, r.App, bs); err != nil {
+	if err := t.router.SetBackends(ctx, r.App, r.Backends); err != nil {
 		return err
 	}
-	st.release, st.backends = r.Release, bs
+	st.release, st.backends = r.Release, slices.Clone(r.Backends)
 	return nil
 }
 
@@ -201,16 +188,16 @@ func (t *traffic) sync(ctx context.Context, app string, st *routeState) {
 		t.log.Warn("paas: route sync: list instances", "app", app, "err", err)
 		return
 	}
-	var bs []Backend
+	var bs []release.Backend
 	for _, in := range is {
 		if in.State == scale.StateUp && in.Healthy && in.Addr != "" {
-			bs = append(bs, Backend{ID: in.ID, Addr: in.Addr})
+			bs = append(bs, release.Backend{ID: in.ID, Addr: in.Addr})
 		}
 	}
 	if len(bs) == 0 {
 		return
 	}
-	slices.SortFunc(bs, func(a, b Backend) int { return strings.Compare(a.Addr, b.Addr) })
+	slices.SortFunc(bs, func(a, b release.Backend) int { return strings.Compare(a.ID, b.ID) })
 	if slices.Equal(bs, st.backends) {
 		return
 	}

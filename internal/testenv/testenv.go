@@ -14,14 +14,17 @@ import (
 
 // Variables the services script exports.
 const (
-	BuildKitVar = "SLIPWAY_BUILDKIT_ADDR" // buildkitd address, e.g. unix:///.../buildkitd.sock
-	BuildctlVar = "SLIPWAY_BUILDCTL"      // path of the buildctl binary of the same version
-	RuncVar     = "SLIPWAY_RUNC"          // path of the runc binary
-	PostgresVar = "SLIPWAY_POSTGRES_URL"  // a superuser connection URL
-	RedisVar    = "SLIPWAY_REDIS_URL"     // redis://user:password@127.0.0.1:port with an admin user
-	RegistryVar = "SLIPWAY_REGISTRY"      // host:port of a plain-HTTP OCI registry on loopback
-	StacksVar   = "SLIPWAY_STACKS"        // directory of stack OCI layouts made by scripts/stacks.sh
-	NginxVar    = "SLIPWAY_NGINX"         // path of the nginx binary, for router benchmarks
+	BuildKitVar  = "SLIPWAY_BUILDKIT_ADDR" // buildkitd address, e.g. unix:///.../buildkitd.sock
+	BuildctlVar  = "SLIPWAY_BUILDCTL"      // path of the buildctl binary of the same version
+	RuncVar      = "SLIPWAY_RUNC"          // path of the runc binary
+	PostgresVar  = "SLIPWAY_POSTGRES_URL"  // a superuser connection URL
+	RedisVar     = "SLIPWAY_REDIS_URL"     // redis://user:password@127.0.0.1:port with an admin user
+	RegistryVar  = "SLIPWAY_REGISTRY"      // host:port of a plain-HTTP OCI registry on loopback
+	StacksVar    = "SLIPWAY_STACKS"        // directory of stack OCI layouts made by scripts/stacks.sh
+	NginxVar     = "SLIPWAY_NGINX"         // path of the nginx binary, for router benchmarks
+	WrkVar       = "SLIPWAY_WRK"           // path of the wrk load generator
+	PebbleVar    = "SLIPWAY_PEBBLE"        // path of Let's Encrypt's Pebble ACME test server
+	BuildkitdVar = "SLIPWAY_BUILDKITD"     // path of the buildkitd binary, for programs that supervise their own
 )
 
 // CI reports whether the tests run under CI, where missing services fail.
