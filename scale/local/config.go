@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"os/exec"
 	"syscall"
 	"time"
 
@@ -41,6 +43,14 @@ type Config struct {
 	// PidsLimit bounds the processes (and threads) of one instance. Zero
 	// means 4096; negative means no limit.
 	PidsLimit int64
+	// Network says how instances are networked. Zero is HostNetwork.
+	Network Network
+	// Subnet is where IsolatedNetwork takes a /30 per instance. The zero
+	// value means 10.213.0.0/16.
+	Subnet netip.Prefix
+	// IP is iproute2's ip binary, used by IsolatedNetwork. Empty means the
+	// one on PATH.
+	IP string
 	// ReadOnlyRootfs mounts instances' root file systems read-only, with a
 	// tmpfs on /tmp.
 	ReadOnlyRootfs bool
@@ -92,6 +102,10 @@ func (c Config) Validate() error {
 		return errors.New("local: Config.StateDir is required")
 	case c.Images == "":
 		return errors.New("local: Config.Images is required")
+	case c.Network != HostNetwork && c.Network != IsolatedNetwork:
+		return fmt.Errorf("local: unknown Config.Network %d", c.Network)
+	case c.Subnet.IsValid() && (!c.Subnet.Addr().Is4() || c.Subnet.Bits() > 29):
+		return errors.New("local: Config.Subnet must be an IPv4 prefix of /29 or wider")
 	case c.Backoff.Initial < 0 || c.Backoff.Max < 0 || c.HealthInterval < 0 || c.MaxLogFileBytes < 0:
 		return errors.New("local: negative duration or size in Config")
 	}
@@ -110,6 +124,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.CgroupParent == "" {
 		c.CgroupParent = "slipway"
+	}
+	if !c.Subnet.IsValid() {
+		c.Subnet = defaultSubnet
+	}
+	if c.IP == "" {
+		c.IP = "ip"
+		if p, err := exec.LookPath("ip"); err == nil {
+			c.IP = p
+		}
 	}
 	if c.PidsLimit == 0 {
 		c.PidsLimit = 4096

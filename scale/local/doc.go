@@ -42,25 +42,40 @@
 //
 // Memory limits are set on a per-instance parent cgroup; an instance killed
 // by SIGKILL that the scheduler did not send, after its cgroup hit its
-// limit, is reported as OOMKilled. This relies on cgroup v1 (memory.failcnt);
-// on cgroup v2 limits apply but OOM kills are reported as plain SIGKILLs.
+// limit, is reported as OOMKilled (cgroup v1: memory.failcnt of that
+// parent; cgroup v2: its memory.events oom_kill, not tested on this VM).
 //
 // # Isolation and threat model
 //
-// Instances get their own pid, mount, ipc and uts namespaces, cgroup memory
-// and CPU limits, no new privileges, runc's default capability set
+// Instances get their own pid, mount, ipc and uts namespaces, cgroup memory,
+// CPU and pids limits, no new privileges, runc's default capability set
 // (AUDIT_WRITE, KILL, NET_BIND_SERVICE), masked /proc paths, and optionally
 // a read-only root filesystem. They run as the image's user, which is root
 // when the image names none, and there is no user namespace and no seccomp
 // profile: a process that is root in its image is root on the host's
-// kernel, contained only by namespaces and capabilities. Instances share the
-// host's network namespace: each web instance listens on a free port of
-// 127.0.0.1 given in PORT, and every instance can reach every port on the
-// machine, including other apps' instances and the control plane's own.
-// This suits one team's trusted apps on one machine, as with Heroku-style
-// single-tenant hosts; it does not isolate mutually hostile tenants. Run
-// such tenants on the Kubernetes scheduler with network policies, or add a
-// user namespace and a network namespace here.
+// kernel, contained only by namespaces and capabilities.
+//
+// With HostNetwork (the default) instances share the host's network
+// namespace: each web instance listens on a free port of 127.0.0.1 given in
+// PORT, and every instance can reach every port on the machine, including
+// other apps' instances and the control plane's own. This suits one team's
+// trusted apps on one machine, as with Heroku-style single-tenant hosts; it
+// does not isolate mutually hostile tenants. With IsolatedNetwork each
+// instance has its own network namespace joined to the host by a veth pair
+// on a /30 of Config.Subnet (PORT is 5000, Instance.Addr the instance's
+// address): it cannot reach the host's loopback services nor, unless the
+// host forwards IPv4, other instances; it can still reach host services that
+// listen on all addresses through its gateway, and nothing beyond the
+// machine unless the operator sets up NAT. Run mutually hostile tenants on
+// the Kubernetes scheduler with network policies.
+//
+// # Running under systemd
+//
+// Each instance's supervising shell and `runc run` stay in the control
+// plane's cgroup (the container itself moves to its own). A systemd unit
+// with the default KillMode=control-group kills them when the control plane
+// stops, and the next Recover then reaps those instances. Use
+// KillMode=process so that instances outlive control-plane restarts.
 //
 // The scheduler needs root (runc, overlayfs, cgroups). It never asks for a
 // negative oomScoreAdj, which root without CAP_SYS_RESOURCE may not set.

@@ -38,6 +38,7 @@ type meta struct {
 	Grace     time.Duration
 	Memory    int64
 	Lower     string // the image's unpacked root
+	NetSlot   int    // the /30 of an instance in its own network namespace; 0 with the host's
 	Restarts  int
 	StartedAt time.Time
 }
@@ -255,6 +256,11 @@ func (in *instance) start() (*supervisor, error) {
 	s := in.s
 	if err := in.prepareRootfs(); err != nil {
 		return nil, err
+	}
+	if in.meta.NetSlot != 0 {
+		if err := s.net.create(in.meta.ID, in.meta.NetSlot); err != nil {
+			return nil, fmt.Errorf("local: network of %s: %w", in.meta.ID, err)
+		}
 	}
 	if err := s.cg.prepare(in.meta.ID, in.meta.Memory); err != nil {
 		return nil, fmt.Errorf("local: cgroup of %s: %w", in.meta.ID, err)
@@ -558,13 +564,14 @@ func (in *instance) isStopping() bool {
 func (in *instance) remove() {
 	s := in.s
 	id := in.meta.ID
-	s.reap(context.Background(), id, in.dir)
+	s.reap(context.Background(), id, in.dir, in.meta.NetSlot)
 	s.mu.Lock()
 	if s.insts[id] == in {
 		delete(s.insts, id)
 	}
-	if in.meta.Port != 0 {
+	if in.meta.Port != 0 && in.meta.NetSlot == 0 {
 		delete(s.ports, in.meta.Port)
 	}
+	delete(s.slots, in.meta.NetSlot)
 	s.mu.Unlock()
 }

@@ -34,6 +34,7 @@ type Scheduler struct {
 	log      *slog.Logger
 	images   *imageCache
 	cg       cgroups
+	net      netns
 	logs     *observe.LogBuffer
 	runcRoot string
 	instDir  string
@@ -45,6 +46,7 @@ type Scheduler struct {
 	mu       sync.Mutex
 	insts    map[string]*instance
 	ports    map[int]bool
+	slots    map[int]bool // network slots in use
 	appLocks map[string]*sync.Mutex
 	oneOffs  map[string]int
 }
@@ -76,6 +78,8 @@ func New(cfg Config) (*Scheduler, error) {
 		stop:     make(chan struct{}),
 		insts:    make(map[string]*instance),
 		ports:    make(map[int]bool),
+		slots:    make(map[int]bool),
+		net:      newNetns(cfg.IP, cfg.Subnet, cfg.StateDir),
 		appLocks: make(map[string]*sync.Mutex),
 		oneOffs:  make(map[string]int),
 	}
@@ -147,6 +151,25 @@ func (s *Scheduler) allocPort() (int, error) {
 	return 0, errors.New("local: no free port")
 }
 
+// allocSlot returns a free network slot, or 0 with HostNetwork. Call with
+// s.mu held.
+func (s *Scheduler) allocSlot() (int, error) {
+	if s.cfg.Network != IsolatedNetwork {
+		return 0, nil
+	}
+	for i := 1; i < s.net.slots(); i++ {
+		if !s.slots[i] {
+			s.slots[i] = true
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("local: no free /30 left in %s", s.cfg.Subnet)
+}
+
+// isolatedPort is the PORT of web instances in their own network
+// namespace, which need not differ.
+const isolatedPort = 5000
+
 func suffix() string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
@@ -182,10 +205,15 @@ func (s *Scheduler) create(p plan) (*instance, error) {
 	if cwd == "" {
 		cwd = "/"
 	}
+	netnsPath := ""
+	if p.m.NetSlot != 0 {
+		netnsPath = s.net.path(p.m.ID)
+	}
 	spec := runtimeSpec(specInput{
 		args: p.args, env: mergeEnv(p.img.config.Env, env), cwd: cwd,
 		user: resolveUser(p.img.rootfs, p.img.config.User), hostname: hostname(p.m.ID),
 		cgroup: s.cg.path(p.m.ID), cpus: p.cpus, pids: s.cfg.PidsLimit, readOnly: s.cfg.ReadOnlyRootfs,
+		netns: netnsPath,
 	})
 	if err := os.MkdirAll(in.path("bundle"), 0o700); err != nil {
 		return nil, stateErr("creating", in.dir, err)
@@ -281,13 +309,24 @@ func (s *Scheduler) Apply(ctx context.Context, f scale.Formation) error {
 				App: f.App, Release: f.Release, Type: p.Type, Index: idx,
 				Grace: grace, Memory: p.Resources.MemoryBytes, Lower: img.rootfs,
 			}
+			slot, err := s.allocSlot()
+			if err != nil {
+				s.mu.Unlock()
+				return fail(err)
+			}
+			m.NetSlot = slot
 			if p.Port {
-				port, err := s.allocPort()
-				if err != nil {
-					s.mu.Unlock()
-					return fail(err)
+				if slot != 0 {
+					_, addr := s.net.addrs(slot)
+					m.Port, m.Addr = isolatedPort, net.JoinHostPort(addr.String(), strconv.Itoa(isolatedPort))
+				} else {
+					port, err := s.allocPort()
+					if err != nil {
+						s.mu.Unlock()
+						return fail(err)
+					}
+					m.Port, m.Addr = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 				}
-				m.Port, m.Addr = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			}
 			plans = append(plans, plan{m: m, args: args[p.Type], env: f.Env, cpus: p.Resources.CPUs, img: img})
 		}
@@ -306,7 +345,10 @@ func (s *Scheduler) Apply(ctx context.Context, f scale.Formation) error {
 		if _, err := s.create(p); err != nil {
 			s.mu.Lock()
 			for _, q := range plans[i:] {
-				delete(s.ports, q.m.Port)
+				if q.m.NetSlot == 0 {
+					delete(s.ports, q.m.Port)
+				}
+				delete(s.slots, q.m.NetSlot)
 			}
 			s.mu.Unlock()
 			return fail(err)
@@ -388,11 +430,15 @@ func (s *Scheduler) Run(ctx context.Context, o scale.OneOff) (scale.OneOffResult
 	s.mu.Lock()
 	s.oneOffs[o.App]++
 	idx := s.oneOffs[o.App]
+	slot, err := s.allocSlot()
 	s.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
 	m := meta{
 		ID:  fmt.Sprintf("%s-v%d-%s-%d-%s", o.App, o.Release, typ, idx, suffix()),
 		App: o.App, Release: o.Release, Type: typ, Index: idx, OneOff: true, Detached: o.Detached,
-		Grace: scale.DefaultGrace, Memory: o.Resources.MemoryBytes, Lower: img.rootfs,
+		Grace: scale.DefaultGrace, Memory: o.Resources.MemoryBytes, Lower: img.rootfs, NetSlot: slot,
 	}
 	p := plan{m: m, args: args, env: o.Env, cpus: o.Resources.CPUs, img: img}
 	if o.Detached {
@@ -406,6 +452,9 @@ func (s *Scheduler) Run(ctx context.Context, o scale.OneOff) (scale.OneOffResult
 	}
 	in, err := s.create(p)
 	if err != nil {
+		s.mu.Lock()
+		delete(s.slots, slot)
+		s.mu.Unlock()
 		return fail(err)
 	}
 	res := scale.OneOffResult{ID: m.ID}
@@ -556,7 +605,11 @@ func (s *Scheduler) Recover(ctx context.Context) (scale.RecoverReport, error) {
 			rep.Reattached = append(rep.Reattached, id)
 			continue
 		}
-		s.reap(ctx, id, dir)
+		var m meta
+		if b, err := os.ReadFile(filepath.Join(dir, "instance.json")); err == nil {
+			_ = json.Unmarshal(b, &m)
+		}
+		s.reap(ctx, id, dir, m.NetSlot)
 		rep.Reaped = append(rep.Reaped, id)
 	}
 	// Containers and cgroups with no instance directory.
@@ -572,6 +625,14 @@ func (s *Scheduler) Recover(ctx context.Context) (scale.RecoverReport, error) {
 	for _, id := range s.cg.list() {
 		if !known[id] {
 			_ = s.cg.remove(id)
+		}
+	}
+	for _, id := range s.net.list() {
+		s.mu.Lock()
+		_, managed := s.insts[id]
+		s.mu.Unlock()
+		if !managed {
+			s.net.remove(id, 0)
 		}
 	}
 	sort.Strings(rep.Reattached)
@@ -595,8 +656,11 @@ func (s *Scheduler) reattach(id, dir string) bool {
 	in.newTailers()
 	s.mu.Lock()
 	s.insts[id] = in
-	if m.Port != 0 {
+	if m.Port != 0 && m.NetSlot == 0 {
 		s.ports[m.Port] = true
+	}
+	if m.NetSlot != 0 {
+		s.slots[m.NetSlot] = true
 	}
 	if m.OneOff && m.Index > s.oneOffs[m.App] {
 		s.oneOffs[m.App] = m.Index
@@ -611,9 +675,12 @@ func (s *Scheduler) reattach(id, dir string) bool {
 }
 
 // reap removes what is left of an instance that no longer runs.
-func (s *Scheduler) reap(ctx context.Context, id, dir string) {
+func (s *Scheduler) reap(ctx context.Context, id, dir string, slot int) {
 	_ = s.runc("delete", "--force", id)
 	unmount(filepath.Join(dir, "bundle", "rootfs"))
+	if slot != 0 {
+		s.net.remove(id, slot)
+	}
 	if err := s.cg.remove(id); err != nil {
 		s.log.Warn("local: removing cgroups", "instance", id, "err", err)
 	}

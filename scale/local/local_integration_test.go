@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -582,4 +584,83 @@ func TestHardKilledControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNoLeftovers(t, cfg)
+}
+
+func TestIsolatedNetworkConformance(t *testing.T) {
+	cfg := config(t)
+	cfg.Network = local.IsolatedNetwork
+	cfg.Subnet = netip.MustParsePrefix("10.213.128.0/20")
+	var mu sync.Mutex
+	configs := map[scale.Scheduler]local.Config{}
+	scaletest.Run(t, scaletest.Harness{
+		New: func(t *testing.T) scale.Scheduler {
+			c := cfg
+			c.StateDir = t.TempDir()
+			s := open(t, c)
+			mu.Lock()
+			configs[s] = c
+			mu.Unlock()
+			return s
+		},
+		Reopen: func(t *testing.T, old scale.Scheduler) scale.Scheduler {
+			mu.Lock()
+			c := configs[old]
+			mu.Unlock()
+			return open(t, c)
+		},
+		Image:          scale.Image{Ref: "test"},
+		NoCommandImage: scale.Image{Ref: "nocmd"},
+		Programs:       testPrograms,
+	})
+	checkNoLeftovers(t, cfg)
+	if ns, _ := filepath.Glob("/run/netns/slipway-*"); len(ns) != 0 {
+		t.Errorf("network namespaces left: %v", ns)
+	}
+}
+
+// In its own network namespace an instance cannot reach another's
+// loopback port; the host reaches it by its address.
+func TestIsolatedNetworkIsolates(t *testing.T) {
+	cfg := config(t)
+	cfg.Network = local.IsolatedNetwork
+	cfg.Subnet = netip.MustParsePrefix("10.213.144.0/20")
+	s := open(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	defer s.StopApp(ctx, "iso")
+	hostLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostLn.Close()
+	err = s.Apply(ctx, scale.Formation{App: "iso", Release: 1, Image: scale.Image{Ref: "test"},
+		Processes: []scale.Process{{Type: "web", Command: "/prog web", Count: 1, Port: true, Grace: time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := waitUp(t, s, "iso", 1)
+	resp, err := http.Get("http://" + is[0].Addr)
+	if err != nil {
+		t.Fatalf("the host cannot reach the instance at %s: %v", is[0].Addr, err)
+	}
+	resp.Body.Close()
+	// Instances reach each other only when the host forwards IPv4.
+	forward, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	other := "unreachable\n"
+	if strings.TrimSpace(string(forward)) == "1" {
+		other = "reachable\n"
+	}
+	for target, want := range map[string]string{
+		hostLn.Addr().String(): "unreachable\n", // the host's loopback
+		is[0].Addr:             other,           // another instance, by address
+	} {
+		var out strings.Builder
+		res, err := s.Run(ctx, scale.OneOff{App: "iso", Release: 1, Image: scale.Image{Ref: "test"}, Command: "/prog dial " + target, Stdout: &out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != want {
+			t.Errorf("dialling %s from a one-off: %q (exit %d), want %q", target, out.String(), res.Exit.Code, want)
+		}
+	}
 }

@@ -21,7 +21,8 @@ type specInput struct {
 	hostname string
 	cgroup   string // cgroupsPath
 	cpus     float64
-	pids     int64 // <= 0: no limit
+	pids     int64  // <= 0: no limit
+	netns    string // a network namespace to join; empty: the host's
 	readOnly bool
 }
 
@@ -150,6 +151,9 @@ func runtimeSpec(in specInput) *specs.Spec {
 				"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 			},
 		},
+	}
+	if in.netns != "" {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.netns})
 	}
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		if _, err := os.Stat(f); err == nil {

@@ -15,7 +15,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: prog web|wait|ignore-term|exit N|print N|env NAME|sleep D|alloc MB")
+		fmt.Fprintln(os.Stderr, "usage: prog web|wait|ignore-term|exit N|print N|env NAME|sleep D|alloc MB|dial ADDR")
 		os.Exit(2)
 	}
 	arg := ""
@@ -66,6 +66,14 @@ func main() {
 		case <-time.After(d):
 		case <-term:
 		}
+	case "dial":
+		c, err := net.DialTimeout("tcp", arg, 2*time.Second)
+		if err != nil {
+			fmt.Println("unreachable")
+			os.Exit(1)
+		}
+		c.Close()
+		fmt.Println("reachable")
 	case "alloc":
 		mb, _ := strconv.Atoi(arg)
 		var keep [][]byte
