@@ -12,7 +12,7 @@
 #
 # Usage: scripts/services.sh [start|stop|env]
 #   start (default)  install what is missing, start what is not running, print the env file
-#   stop             stop what this script started (PostgreSQL's cluster is left as found)
+#   stop             stop what this script started, PostgreSQL's cluster included
 #   env              print the path of the env file
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -186,6 +186,9 @@ stop_all() {
 		fi
 		rm -f "$f"
 	done
+	if pg_lsclusters -h 2>/dev/null | awk '$1==15 && $2=="main" {print $4}' | grep -q online; then
+		pg_ctlcluster 15 main stop
+	fi
 }
 
 main() {
