@@ -46,10 +46,8 @@ func (c *imageCache) lock(d string) *sync.Mutex {
 
 // get resolves img (digest first) and unpacks it if it is not yet.
 func (c *imageCache) get(ctx context.Context, img scale.Image) (*image, error) {
+	// A digest pins the image: never fall back to what Ref names now.
 	resolved, err := c.layout.Resolve(img.Ref, img.Digest)
-	if errors.Is(err, oci.ErrNotFound) && img.Digest != "" && img.Ref != "" {
-		resolved, err = c.layout.Resolve(img.Ref, "")
-	}
 	if errors.Is(err, oci.ErrNotFound) {
 		return nil, fmt.Errorf("image %s: %w: %w", imageName(img), scale.ErrNotFound, err)
 	}

@@ -151,6 +151,17 @@ func (s *Scheduler) allocPort() (int, error) {
 	return 0, errors.New("local: no free port")
 }
 
+// checkEnv refuses config var names that cannot be environment variables.
+// The error names the variable, never its value.
+func checkEnv(app string, release int, env map[string]string) error {
+	for k, v := range env {
+		if strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return &scale.FormationError{App: app, Release: release, Reason: fmt.Sprintf("config var %q: a name with '=' or NUL, or a value with NUL", k)}
+		}
+	}
+	return nil
+}
+
 // allocSlot returns a free network slot, or 0 with HostNetwork. Call with
 // s.mu held.
 func (s *Scheduler) allocSlot() (int, error) {
@@ -244,6 +255,9 @@ func (s *Scheduler) Apply(ctx context.Context, f scale.Formation) error {
 		return scale.ErrClosed
 	}
 	if err := f.Validate(); err != nil {
+		return err
+	}
+	if err := checkEnv(f.App, f.Release, f.Env); err != nil {
 		return err
 	}
 	fail := func(err error) error { return fmt.Errorf("scale: apply %s v%d: %w", f.App, f.Release, err) }
@@ -410,6 +424,9 @@ func (s *Scheduler) Run(ctx context.Context, o scale.OneOff) (scale.OneOffResult
 		return scale.OneOffResult{}, scale.ErrClosed
 	}
 	if err := o.Validate(); err != nil {
+		return scale.OneOffResult{}, err
+	}
+	if err := checkEnv(o.App, o.Release, o.Env); err != nil {
 		return scale.OneOffResult{}, err
 	}
 	fail := func(err error) (scale.OneOffResult, error) {

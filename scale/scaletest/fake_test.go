@@ -82,3 +82,39 @@ func ExampleFake() {
 	fmt.Println(res.Exit.Code, res.Exit.Reason, err)
 	// Output: 1 exited with code 1 <nil>
 }
+
+// A test holds a web instance in StateStarting until it lets it bind, to
+// check what waits for health (a release manager's web phase, say).
+func ExampleFake_slowStart() {
+	ctx := context.Background()
+	bind := make(chan struct{})
+	f := scaletest.NewFake(scaletest.FakeConfig{
+		Program: func(command string) scaletest.Program {
+			return func(p *scaletest.Proc) int {
+				select {
+				case <-bind:
+					p.Bind()
+				case <-p.Context().Done():
+					return -1
+				}
+				<-p.Terminated()
+				return 0
+			}
+		},
+	})
+	defer f.Close()
+	defer f.StopApp(ctx, "shop")
+	_ = f.Apply(ctx, scale.Formation{App: "shop", Release: 3, Image: scale.Image{Ref: "shop:v3"},
+		Processes: []scale.Process{{Type: "web", Command: "puma", Count: 1, Port: true}}})
+	is, _ := f.Instances(ctx, scale.Query{App: "shop"})
+	fmt.Println(is[0].State, is[0].Healthy)
+	close(bind)
+	for is[0].State != scale.StateUp {
+		time.Sleep(time.Millisecond)
+		is, _ = f.Instances(ctx, scale.Query{App: "shop"})
+	}
+	fmt.Println(is[0].State, is[0].Healthy)
+	// Output:
+	// starting false
+	// up true
+}
