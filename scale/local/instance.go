@@ -430,6 +430,7 @@ func (in *instance) checkHealth(done <-chan struct{}) {
 	addr := in.meta.Addr
 	start := time.Now()
 	up := false
+	wait := time.Millisecond // before the first answer: 1 ms, growing by half up to 5 ms
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		ok := err == nil
@@ -449,12 +450,9 @@ func (in *instance) checkHealth(done <-chan struct{}) {
 		}
 		d := s.cfg.HealthInterval
 		if !up {
-			switch el := time.Since(start); {
-			case el < 2*time.Second:
-				d = 2 * time.Millisecond
-			case el < 10*time.Second:
-				d = 50 * time.Millisecond
-			default:
+			wait = min(wait*3/2, 5*time.Millisecond)
+			d = wait
+			if time.Since(start) > 10*time.Second {
 				d = min(s.cfg.HealthInterval, 500*time.Millisecond)
 			}
 		}
