@@ -25,17 +25,18 @@ need_pkg() { # need_pkg CMD-THAT-MUST-WORK PACKAGE
 			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }
 	fi
 }
-need_pkg 'test -x /bin/busybox && file -L /bin/busybox | grep -q static' busybox-static
+need_pkg 'test -x /bin/busybox && ! ldd /bin/busybox' busybox-static
 need_pkg 'command -v node && command -v npm' nodejs
 need_pkg 'test -x /usr/bin/python3 && /usr/bin/python3 -c "import ensurepip, venv"' python3-venv
 need_pkg 'test -f /etc/ssl/certs/ca-certificates.crt' ca-certificates
 
 BUSYBOX=/bin/busybox
 GOROOT_HOST=$(go env GOROOT)
+bb_version=$("$BUSYBOX" 2>&1 | head -1 || true)
 key=$(
 	{
 		cat "${BASH_SOURCE[0]}" "$SLIPWAY_ROOT/build/internal/mkstack/main.go"
-		"$BUSYBOX" 2>&1 | head -1
+		echo "$bb_version"
 		"$GOROOT_HOST/bin/go" version
 		node --version
 		npm --version 2>/dev/null

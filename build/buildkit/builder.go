@@ -19,7 +19,6 @@ import (
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/slipwayhq/slipway/build"
 )
@@ -220,19 +219,20 @@ func (b *Builder) BuildWithStatus(ctx context.Context, req build.Request, ch cha
 	tr := newTracker(req)
 	tr.message("building %s with strategy %s", image, plan.Strategy)
 	statusCh := make(chan *client.SolveStatus)
-	eg, ectx := errgroup.WithContext(context.WithoutCancel(ctx))
-	_ = ectx
-	eg.Go(func() error {
+	tracked := make(chan struct{})
+	go func() {
+		defer close(tracked)
 		for s := range statusCh {
 			tr.update(s)
 			if ch != nil {
 				ch <- s
 			}
 		}
-		return nil
-	})
+	}()
+	// Build closes statusCh when it returns; ctx cancels the solve in
+	// buildkitd (the session and the gRPC call end with it).
 	resp, solveErr := b.c.Build(ctx, opt, "slipway", j.run, statusCh)
-	eg.Wait()
+	<-tracked
 	if ch != nil {
 		close(ch)
 		closed = true

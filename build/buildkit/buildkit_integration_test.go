@@ -193,9 +193,10 @@ func TestGoApp(t *testing.T) {
 	cfg := config(t)
 	b := newBuilder(t, cfg)
 	dir := copyApp(t, "go-web")
-	sc := scope("go")
-	// A go.mod no earlier run saw: the dependency step really runs.
-	replaceIn(t, filepath.Join(dir, "go.mod"), "go 1.22", "go 1.22\n\n// "+sc)
+	// The conformance suite's scope: the Go build cache is shared, but a
+	// go.mod no earlier run saw makes the dependency step really run.
+	sc := "go-web"
+	replaceIn(t, filepath.Join(dir, "go.mod"), "go 1.22", "go 1.22\n\n// "+scope("go"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
@@ -259,8 +260,8 @@ func TestNodeApp(t *testing.T) {
 	cfg := config(t)
 	b := newBuilder(t, cfg)
 	dir := copyApp(t, "node-web")
-	sc := scope("node")
-	replaceIn(t, filepath.Join(dir, "package.json"), `"private": true,`, `"private": true, "description2": "`+sc+`",`)
+	sc := "node-web"
+	replaceIn(t, filepath.Join(dir, "package.json"), `"private": true,`, `"private": true, "description2": "`+scope("node")+`",`)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	res, err := b.Build(ctx, build.Request{App: "node-web", Source: build.Source{Dir: dir}, CacheScope: sc})
