@@ -421,3 +421,31 @@ func TestPush(t *testing.T) {
 		t.Errorf("registry: %s digest %q, want 200 %s", resp.Status, resp.Header.Get("Docker-Content-Digest"), res.Digest)
 	}
 }
+
+// TestRegistryStack builds on stack images given as registry references: the
+// static sample's image is pushed, then used as the build and run image of
+// another static app.
+func TestRegistryStack(t *testing.T) {
+	reg := testenv.Get(t, testenv.RegistryVar)
+	cfg := config(t)
+	cfg.Push, cfg.PlainHTTP = true, true
+	ctx := context.Background()
+	ref := fmt.Sprintf("%s/slipway-test/stack:t%d", reg, time.Now().UnixNano())
+	if _, err := newBuilder(t, cfg).Build(ctx, build.Request{App: "stack", Source: build.Source{Dir: filepath.Join(apps, "static-web")}, Image: ref}); err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := config(t)
+	cfg2.Stacks = build.Stacks{"static": {Build: build.Image{Ref: ref}, Run: build.Image{Ref: ref}, User: "1000:1000"}}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "index.html"), []byte("on a registry stack"), 0o644)
+	res, err := newBuilder(t, cfg2).Build(ctx, build.Request{App: "onstack", Source: build.Source{Dir: dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := imageFiles(t, cfg2.Output, res.Digest)
+	for _, f := range []string{"bin/busybox", "app/index.html", "app/public/index.html"} {
+		if _, ok := files[f]; !ok {
+			t.Errorf("%s missing from the image built on the registry stack", f)
+		}
+	}
+}
