@@ -108,6 +108,42 @@ func (c cgroups) remove(id string) error {
 	return errors.Join(errs...)
 }
 
+// supervisors is the cgroup, beside the instances', that holds their
+// supervising shells and `runc run` processes, so that stopping the control
+// plane's own cgroup (a systemd unit's, say) does not kill them.
+const supervisors = "supervisors"
+
+// adopt moves pid into the supervisors cgroup of every hierarchy but
+// cpuset (whose new cgroups have no CPUs until set). Errors are returned
+// joined; the process then stays where it is in that hierarchy.
+func (c cgroups) adopt(pid int) error {
+	var dirs []string
+	if c.v2() {
+		dirs = []string{filepath.Join(c.root, c.parent, supervisors)}
+	} else {
+		ents, err := os.ReadDir(c.root)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if e.Name() != "cpuset" {
+				dirs = append(dirs, filepath.Join(c.root, e.Name(), c.parent, supervisors))
+			}
+		}
+	}
+	var errs []error
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // list returns the instance ids that have cgroups.
 func (c cgroups) list() []string {
 	seen := map[string]bool{}
@@ -124,7 +160,7 @@ func (c cgroups) list() []string {
 	for _, r := range roots {
 		ents, _ := os.ReadDir(r)
 		for _, e := range ents {
-			if e.IsDir() && !seen[e.Name()] {
+			if e.IsDir() && !seen[e.Name()] && e.Name() != supervisors {
 				seen[e.Name()] = true
 				out = append(out, e.Name())
 			}

@@ -57,7 +57,9 @@ type supervisor struct {
 
 // The script of the supervising shell: run runc in the foreground, then
 // record its exit status.
-const supervisorScript = `r=$1; shift; "$@"; c=$?; echo $c > "$r.tmp" && mv "$r.tmp" "$r"`
+// It first waits for its stdin to close, once it has been moved to the
+// supervisors cgroup.
+const supervisorScript = `read _; exec </dev/null; r=$1; shift; "$@"; c=$?; echo $c > "$r.tmp" && mv "$r.tmp" "$r"`
 
 type instance struct {
 	s     *Scheduler
@@ -280,13 +282,25 @@ func (in *instance) start() (*supervisor, error) {
 	cmd.Stdout, cmd.Stderr = files[0], files[1]
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = in.dir
+	gate, release, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("local: starting %s: %w", in.meta.ID, err)
+	}
+	defer release.Close()
+	cmd.Stdin = gate
 	s.mu.Lock()
 	in.killSent = false
 	in.meta.StartedAt = time.Now()
 	s.mu.Unlock()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	gate.Close()
+	if err != nil {
 		return nil, fmt.Errorf("local: starting %s: %w", in.meta.ID, err)
 	}
+	if err := s.cg.adopt(cmd.Process.Pid); err != nil {
+		s.log.Warn("local: moving a supervisor out of the control plane's cgroup", "instance", in.meta.ID, "err", err)
+	}
+	release.Close() // the supervisor goes on
 	sup := &supervisor{supervisorRecord: supervisorRecord{Pid: cmd.Process.Pid, Start: procStart(cmd.Process.Pid)}, cmd: cmd}
 	b, _ := json.Marshal(sup.supervisorRecord)
 	if err := writeAtomic(in.path("sup.json"), b); err != nil {

@@ -117,7 +117,8 @@ func config(tb testing.TB) local.Config {
 	parent := fmt.Sprintf("slipway-test-%d", os.Getpid())
 	tb.Cleanup(func() {
 		for _, c := range []string{"memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices", "cpuset", "systemd", "unified"} {
-			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent)) // fails while another test uses it
+			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent, "supervisors")) // these fail while another test uses them
+			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent))
 		}
 	})
 	return local.Config{
@@ -169,21 +170,29 @@ func TestConformance(t *testing.T) {
 // of the test's schedulers remain.
 func checkNoLeftovers(t *testing.T, cfg local.Config) {
 	t.Helper()
+	// Only this test's state dirs (t.TempDir names start with the test's).
+	mine := filepath.Join(os.TempDir(), strings.SplitN(t.Name(), "/", 2)[0])
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, l := range strings.Split(string(mounts), "\n") {
-		if strings.Contains(l, "/instances/") && strings.Contains(l, "overlay") && strings.Contains(l, os.TempDir()) {
+		if strings.Contains(l, "/instances/") && strings.Contains(l, "overlay") && strings.Contains(l, mine) {
 			t.Errorf("mount left: %s", l)
 		}
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, _ := os.ReadFile(p)
-		if strings.Contains(string(b), "slipway-supervisor") && strings.Contains(string(b), os.TempDir()) {
+		if strings.Contains(string(b), "slipway-supervisor") && strings.Contains(string(b), mine) {
 			t.Errorf("process left: %s", strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
 	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cfg.CgroupParent, "*", "cgroup.procs"))
 	for _, l := range left {
+		if filepath.Base(filepath.Dir(l)) == "supervisors" {
+			if b, _ := os.ReadFile(l); len(b) != 0 {
+				t.Errorf("supervisors left in %s: %s", l, b)
+			}
+			continue
+		}
 		t.Errorf("cgroup left: %s", filepath.Dir(l))
 	}
 }
@@ -234,6 +243,14 @@ func TestWebServesAndEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	is := waitUp(t, s, "shop", 2)
+	// The supervisor left the control plane's cgroup for its own.
+	var sup struct{ Pid int }
+	b, _ := os.ReadFile(filepath.Join(cfg.StateDir, "instances", is[0].ID, "sup.json"))
+	json.Unmarshal(b, &sup)
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", sup.Pid))
+	if !strings.Contains(string(cg), "name=systemd:/"+cfg.CgroupParent+"/supervisors") {
+		t.Errorf("supervisor %d is in:\n%s", sup.Pid, cg)
+	}
 	for _, in := range is {
 		resp, err := http.Get("http://" + in.Addr)
 		if err != nil {
