@@ -71,11 +71,12 @@
 //
 // # Running under systemd
 //
-// Each instance's supervising shell and `runc run` stay in the control
-// plane's cgroup (the container itself moves to its own). A systemd unit
-// with the default KillMode=control-group kills them when the control plane
-// stops, and the next Recover then reaps those instances. Use
-// KillMode=process so that instances outlive control-plane restarts.
+// Each instance's supervising shell (and the `runc run` it starts) is moved
+// out of the control plane's cgroup into <CgroupParent>/supervisors in every
+// hierarchy but cpuset, and the container into its own, so that stopping a
+// systemd unit's cgroup stops the control plane without killing instances.
+// Should the move fail (it is logged), the unit needs KillMode=process for
+// instances to outlive control-plane restarts.
 //
 // The scheduler needs root (runc, overlayfs, cgroups). It never asks for a
 // negative oomScoreAdj, which root without CAP_SYS_RESOURCE may not set.
