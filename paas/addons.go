@@ -33,9 +33,11 @@ type Addon struct {
 // its config vars (DATABASE_URL for the first PostgreSQL database) go into a
 // new release, deployed without the release phase, as on Heroku.
 //
-// Provisioning is idempotent by a request id derived from the app, the
-// attachment name and the app's latest release, so a retry after a failure
-// returns the same resource instead of making a second one.
+// Provisioning is idempotent by a request id derived from the app (its
+// name and creation time, so an app destroyed and created again, or one of
+// the same name on another platform sharing the backend, never gets the old
+// resource), the attachment name and the app's latest release, so a retry
+// after a failure returns the same resource instead of making a second one.
 func (p *Platform) CreateAddon(ctx context.Context, app, service string, o AddonOptions) (Addon, error) {
 	prov, ok := p.cfg.Addons[service]
 	if !ok {
@@ -63,7 +65,7 @@ func (p *Platform) CreateAddon(ctx context.Context, app, service string, o Addon
 		return Addon{}, fmt.Errorf("paas: %s already has an add-on attached as %s: %w", app, name, addons.ErrConflict)
 	}
 	res, err := prov.Provision(ctx, addons.Request{
-		RequestID: fmt.Sprintf("%s-%s-v%d", app, strings.ToLower(name), a.Latest),
+		RequestID: fmt.Sprintf("%s-%x-%s-v%d", app, a.CreatedAt.UnixNano(), strings.ToLower(name), a.Latest),
 		App:       app,
 		Plan:      o.Plan,
 	})
