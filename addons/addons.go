@@ -132,6 +132,20 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// IsContractError reports whether err already wraps one of the contract's
+// sentinels that say what was wrong with the call (ErrInvalidRequest,
+// ErrInvalidName, ErrUnknownPlan, ErrNotFound, ErrConflict, ErrUnsupported),
+// so an adapter passes it on as it is instead of classifying a backend
+// failure.
+func IsContractError(err error) bool {
+	for _, s := range []error{ErrInvalidRequest, ErrInvalidName, ErrUnknownPlan, ErrNotFound, ErrConflict, ErrUnsupported} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // IsRetryable reports whether err may pass if the same call is retried with
 // the same request id: the backend was unavailable, or ctx ended first.
 func IsRetryable(err error) bool {

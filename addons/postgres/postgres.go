@@ -760,7 +760,7 @@ func (p *Provisioner) fail(ctx context.Context, op, app, id string, err error) e
 			cause = fmt.Errorf("%w: postgres error %s: %s", addons.ErrUnavailable, pgErr.Code, pgErr.Message)
 		}
 		e.Err = cause
-	case isSentinel(err):
+	case addons.IsContractError(err):
 		e.Err = err
 	default:
 		// Connection-level failures (refused, reset, closed by a
@@ -769,15 +769,6 @@ func (p *Provisioner) fail(ctx context.Context, op, app, id string, err error) e
 		e.Err = fmt.Errorf("%w: %v", addons.ErrUnavailable, err)
 	}
 	return e
-}
-
-func isSentinel(err error) bool {
-	for _, s := range []error{addons.ErrInvalidRequest, addons.ErrInvalidName, addons.ErrUnknownPlan, addons.ErrNotFound, addons.ErrConflict, addons.ErrUnsupported} {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // cut shortens s to at most n bytes without splitting a rune.

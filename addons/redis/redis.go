@@ -659,7 +659,7 @@ func (p *Provisioner) fail(ctx context.Context, op, app, id string, err error) e
 	e := &addons.Error{Op: op, Service: Service, App: app, ID: id}
 	var rerr goredis.Error
 	switch {
-	case isSentinel(err):
+	case addons.IsContractError(err):
 		e.Err = err
 	case errors.Is(err, seal.ErrOpen), errors.Is(err, seal.ErrKey):
 		e.Err = err
@@ -677,15 +677,6 @@ func (p *Provisioner) fail(ctx context.Context, op, app, id string, err error) e
 		e.Err = fmt.Errorf("%w: %v", addons.ErrUnavailable, err)
 	}
 	return e
-}
-
-func isSentinel(err error) bool {
-	for _, s := range []error{addons.ErrInvalidRequest, addons.ErrInvalidName, addons.ErrUnknownPlan, addons.ErrNotFound, addons.ErrConflict, addons.ErrUnsupported} {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func randomHex(n int) string {
