@@ -217,7 +217,7 @@ func FuzzApplyLayer(f *testing.F) {
 		parent := t.TempDir()
 		root := filepath.Join(parent, "root")
 		os.Mkdir(root, 0o755)
-		_ = applyLayer(root, bytes.NewReader(layer), 1<<20)
+		_ = applyLayer(root, bytes.NewReader(layer), 64<<10)
 		es, _ := os.ReadDir(parent)
 		if len(es) != 1 {
 			t.Fatalf("layer wrote beside the root: %v", es)
