@@ -23,7 +23,9 @@
 // supervisor pids, watches them again (pidfd) and tails their log files on
 // from where it stopped; instances that died meanwhile are reaped (runc
 // state, overlay mount, cgroups, directory). Lines written while no control
-// plane ran are stamped with the time they are read.
+// plane ran are stamped with the time they are read. Config.Logs gets every
+// line once, except that after a control plane that was killed (rather than
+// closed) up to half a second of lines can come again.
 //
 // Log files are truncated once read past Config.MaxLogFileBytes; a line
 // written between the last read and the truncation can be lost.

@@ -22,12 +22,13 @@ type tailer struct {
 	maxSize int64
 	emit    func(line string, replay bool)
 
-	mu     sync.Mutex
-	f      *os.File
-	off    int64
-	saved  int64 // offset in the .off file
-	replay int64 // lines before this offset were handed on by an earlier process
-	buf    []byte
+	mu      sync.Mutex
+	f       *os.File
+	off     int64
+	saved   int64 // offset in the .off file
+	savedAt time.Time
+	replay  int64 // lines before this offset were handed on by an earlier process
+	buf     []byte
 }
 
 func newTailer(path string, maxSize int64, emit func(string, bool)) *tailer {
@@ -83,12 +84,21 @@ func (t *tailer) poll(final bool) bool {
 			t.off, t.replay = 0, 0
 		}
 	}
-	if t.off != t.saved && len(t.buf) == 0 {
-		if os.WriteFile(t.path+".off", []byte(strconv.FormatInt(t.off, 10)), 0o600) == nil {
-			t.saved = t.off
-		}
+	if final || time.Since(t.savedAt) > 500*time.Millisecond {
+		t.save()
 	}
 	return read
+}
+
+// save records the offset of the last whole line handed on, so that a
+// restarted control plane replays (to its buffer only) what came before.
+func (t *tailer) save() {
+	if t.off == t.saved || len(t.buf) != 0 {
+		return
+	}
+	if os.WriteFile(t.path+".off", []byte(strconv.FormatInt(t.off, 10)), 0o600) == nil {
+		t.saved, t.savedAt = t.off, time.Now()
+	}
 }
 
 // consume splits b (read at offset start) into lines.
@@ -115,6 +125,7 @@ func (t *tailer) consume(b []byte, start int64) {
 func (t *tailer) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.save()
 	if t.f != nil {
 		t.f.Close()
 		t.f = nil
