@@ -224,3 +224,10 @@ func FuzzApplyLayer(f *testing.F) {
 		}
 	})
 }
+
+func TestApplyLayerRefusesZstd(t *testing.T) {
+	err := ApplyLayer(t.TempDir(), bytes.NewReader([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0}))
+	if err == nil || !strings.Contains(err.Error(), "zstd") {
+		t.Fatalf("a zstd layer gave %v", err)
+	}
+}

@@ -58,6 +58,9 @@ func ApplyLayer(root string, r io.Reader) error {
 // (0: none), for fuzzing, where sparse entries of absurd sizes appear.
 func applyLayer(root string, r io.Reader, maxBytes int64) error {
 	br := bufio.NewReader(r)
+	if magic, _ := br.Peek(4); len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd {
+		return errors.New("zstd-compressed layers are not supported; build with gzip or uncompressed layers")
+	}
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
