@@ -377,8 +377,13 @@ func (in *instance) setStateIfNotStopping(st scale.State, healthy bool) {
 		s.mu.Unlock()
 		return
 	}
+	old := in.state
+	in.state, in.healthy = st, healthy
+	m := in.meta
 	s.mu.Unlock()
-	in.setState(st, healthy)
+	if old != st {
+		s.notice(m, fmt.Sprintf("State changed from %s to %s", old, st))
+	}
 }
 
 // waitPid waits until the process pid (started at start) has exited, or
@@ -509,7 +514,7 @@ func (in *instance) lifecycle(sup *supervisor) {
 			if in.isStopping() {
 				return
 			}
-			in.setState(scale.StateStarting, false)
+			in.setStateIfNotStopping(scale.StateStarting, false)
 			var err error
 			if sup, err = in.start(); err != nil {
 				s.log.Error("local: starting instance", "instance", in.meta.ID, "err", err)
@@ -542,7 +547,7 @@ func (in *instance) lifecycle(sup *supervisor) {
 			s.event(observe.EventInstanceStopped, m, st.Reason)
 			return
 		}
-		in.setState(scale.StateCrashed, false)
+		in.setStateIfNotStopping(scale.StateCrashed, false)
 		s.event(observe.EventInstanceCrashed, m, st.Reason)
 		if ranFor >= s.cfg.Backoff.Max {
 			streak = 0
