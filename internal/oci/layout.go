@@ -114,10 +114,18 @@ func (l Layout) Resolve(ref, dgst string) (Image, error) {
 		if err != nil {
 			return Image{}, err
 		}
+		// Several entries may carry the name, one per platform: take this
+		// machine's, else one that names no platform.
 		found := false
 		for _, m := range idx.Manifests {
-			if m.Annotations[ocispec.AnnotationRefName] == ref {
-				desc, found = m, true
+			if m.Annotations[ocispec.AnnotationRefName] != ref {
+				continue
+			}
+			if m.Platform != nil && (m.Platform.OS != runtime.GOOS || m.Platform.Architecture != runtime.GOARCH) {
+				continue
+			}
+			desc, found = m, true
+			if m.Platform != nil {
 				break
 			}
 		}

@@ -1,10 +1,14 @@
 package oci
 
 import (
+	"encoding/json"
+	"runtime"
+
 	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	"os"
 	"path/filepath"
 	"slices"
@@ -229,5 +233,37 @@ func TestApplyLayerRefusesZstd(t *testing.T) {
 	err := ApplyLayer(t.TempDir(), bytes.NewReader([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0}))
 	if err == nil || !strings.Contains(err.Error(), "zstd") {
 		t.Fatalf("a zstd layer gave %v", err)
+	}
+}
+
+func TestResolveImageIndexAndPlatforms(t *testing.T) {
+	layout := t.TempDir()
+	d, err := Write(layout, WriteImage{Config: ocispec.ImageConfig{Cmd: []string{"/native"}}, Layers: []Layer{{Tar: mkTar(t, entry{name: "f", body: "x"})}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Layout{Dir: layout}
+	native, _ := l.Resolve("", d.String())
+	other := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: native.Manifest.Config.Digest, Platform: &ocispec.Platform{OS: "plan9", Architecture: "mips"}}
+	here := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Platform: &ocispec.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}}
+	ib, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{other, here}})
+	id, err := l.writeBlob(ib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := l.Resolve("", id.String())
+	if err != nil || img.Digest != d {
+		t.Fatalf("resolving an index: %v %v, want manifest %s", img.Digest, err, d)
+	}
+	// index.json with one name per platform.
+	named := func(desc ocispec.Descriptor) ocispec.Descriptor {
+		desc.Annotations = map[string]string{ocispec.AnnotationRefName: "multi"}
+		return desc
+	}
+	top, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, Manifests: []ocispec.Descriptor{named(other), named(here)}})
+	os.WriteFile(filepath.Join(layout, "index.json"), top, 0o644)
+	img, err = l.Resolve("multi", "")
+	if err != nil || img.Digest != d {
+		t.Fatalf("resolving a name per platform: %v %v, want %s", img.Digest, err, d)
 	}
 }
