@@ -1,20 +1,19 @@
 package oci
 
 import (
-	"encoding/json"
-	"runtime"
-
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
