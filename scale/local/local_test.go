@@ -3,7 +3,6 @@ package local
 import (
 	"errors"
 	"fmt"
-	"github.com/slipwayhq/slipway/scale"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slipwayhq/slipway/scale"
 )
 
 func TestBackoffDelay(t *testing.T) {
