@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -678,6 +679,57 @@ func TestIsolatedNetworkIsolates(t *testing.T) {
 		}
 		if out.String() != want {
 			t.Errorf("dialling %s from a one-off: %q (exit %d), want %q", target, out.String(), res.Exit.Code, want)
+		}
+	}
+}
+
+// A formation instance killed for its memory shows it in LastExit and in an
+// instance.oom event, and is restarted.
+func TestOOMInstanceEvents(t *testing.T) {
+	cfg := config(t)
+	var mu sync.Mutex
+	var kinds []observe.EventKind
+	cfg.Events = observe.EventSinkFunc(func(e observe.Event) {
+		mu.Lock()
+		kinds = append(kinds, e.Kind)
+		mu.Unlock()
+	})
+	s := open(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	defer s.StopApp(ctx, "oomy")
+	err := s.Apply(ctx, scale.Formation{App: "oomy", Release: 1, Image: scale.Image{Ref: "test"}, Processes: []scale.Process{
+		{Type: "worker", Command: "/prog alloc 256", Count: 1, Resources: scale.Resources{MemoryBytes: 64 << 20}, Grace: time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		is, _ := s.Instances(ctx, scale.Query{App: "oomy"})
+		if len(is) == 1 && is[0].LastExit != nil && is[0].Restarts >= 1 {
+			if !is[0].LastExit.OOMKilled || is[0].LastExit.Signal != "SIGKILL" {
+				t.Fatalf("last exit %+v, want an OOM kill", *is[0].LastExit)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no OOM kill and restart: %+v", is)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	want := []observe.EventKind{observe.EventInstanceStarted, observe.EventInstanceOOM, observe.EventInstanceCrashed, observe.EventInstanceStarted}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		got := slices.Clone(kinds)
+		mu.Unlock()
+		if len(got) >= len(want) {
+			if !slices.Equal(got[:len(want)], want) {
+				t.Fatalf("events %v, want them to begin with %v", got, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %v, want them to begin with %v", got, want)
 		}
 	}
 }
