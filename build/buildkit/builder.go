@@ -181,12 +181,15 @@ func (b *Builder) BuildWithStatus(ctx context.Context, req build.Request, ch cha
 	}
 	b.log.InfoContext(ctx, "building", "app", req.App, "strategy", plan.Strategy, "image", req.ImageName())
 
-	local, err := fsutil.NewFS(src.Dir)
+	// The frontend reads the Dockerfile from an unfiltered view, so that
+	// a .dockerignore listing it still builds (as with docker build).
+	dockerfileFS, err := fsutil.NewFS(src.Dir)
 	if err != nil {
 		return nil, err
 	}
+	local := dockerfileFS
 	if len(src.Excludes) > 0 {
-		if local, err = fsutil.NewFilterFS(local, &fsutil.FilterOpt{ExcludePatterns: src.Excludes}); err != nil {
+		if local, err = fsutil.NewFilterFS(dockerfileFS, &fsutil.FilterOpt{ExcludePatterns: src.Excludes}); err != nil {
 			return nil, err
 		}
 	}
@@ -211,7 +214,7 @@ func (b *Builder) BuildWithStatus(ctx context.Context, req build.Request, ch cha
 	}
 	opt := client.SolveOpt{
 		Exports:     exports,
-		LocalMounts: map[string]fsutil.FS{"context": local, "dockerfile": local},
+		LocalMounts: map[string]fsutil.FS{"context": local, "dockerfile": dockerfileFS},
 		OCIStores:   j.stores,
 		SharedKey:   "slipway-" + req.Scope(),
 	}
