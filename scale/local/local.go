@@ -39,9 +39,11 @@ type Scheduler struct {
 	runcRoot string
 	instDir  string
 
-	closed atomic.Bool
-	stop   chan struct{} // closed by Close
-	wg     sync.WaitGroup
+	closed    atomic.Bool
+	recovered atomic.Bool   // Recover has run
+	recoverMu sync.Mutex    // serializes Recover
+	stop      chan struct{} // closed by Close
+	wg        sync.WaitGroup
 
 	mu       sync.Mutex
 	insts    map[string]*instance
@@ -261,6 +263,9 @@ func (s *Scheduler) Apply(ctx context.Context, f scale.Formation) error {
 		return err
 	}
 	fail := func(err error) error { return fmt.Errorf("scale: apply %s v%d: %w", f.App, f.Release, err) }
+	if err := s.ensureRecovered(ctx); err != nil {
+		return fail(err)
+	}
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
@@ -432,6 +437,9 @@ func (s *Scheduler) Run(ctx context.Context, o scale.OneOff) (scale.OneOffResult
 	fail := func(err error) (scale.OneOffResult, error) {
 		return scale.OneOffResult{}, fmt.Errorf("scale: one-off for %s v%d: %w", o.App, o.Release, err)
 	}
+	if err := s.ensureRecovered(ctx); err != nil {
+		return fail(err)
+	}
 	img, err := s.images.get(ctx, o.Image)
 	if err != nil {
 		return fail(err)
@@ -595,11 +603,17 @@ func (s *Scheduler) Logs(ctx context.Context, q scale.LogQuery, fn func(observe.
 // Recover implements scale.Scheduler: it re-attaches to the instances whose
 // supervisor still runs and reaps the others, and removes runc containers
 // and cgroups that belong to no instance.
+//
+// Apply and Run call it first if nobody has, so that instances of an earlier
+// control plane are never duplicated; calling it again does no harm.
 func (s *Scheduler) Recover(ctx context.Context) (scale.RecoverReport, error) {
 	var rep scale.RecoverReport
 	if s.closed.Load() {
 		return rep, scale.ErrClosed
 	}
+	s.recoverMu.Lock()
+	defer s.recoverMu.Unlock()
+	defer s.recovered.Store(true)
 	ents, err := os.ReadDir(s.instDir)
 	if err != nil {
 		return rep, stateErr("reading", s.instDir, err)
@@ -655,6 +669,14 @@ func (s *Scheduler) Recover(ctx context.Context) (scale.RecoverReport, error) {
 	sort.Strings(rep.Reattached)
 	sort.Strings(rep.Reaped)
 	return rep, nil
+}
+
+func (s *Scheduler) ensureRecovered(ctx context.Context) error {
+	if s.recovered.Load() {
+		return nil
+	}
+	_, err := s.Recover(ctx)
+	return err
 }
 
 // reattach manages again the instance in dir if its supervisor still runs.
