@@ -8,14 +8,16 @@ import (
 	"strings"
 )
 
-// cgroups manages the per-instance parent cgroups. Each instance id gets
+// cgroups manages the per-instance parent cgroups, under a cgroup of their
+// own per state directory so that schedulers on other state directories
+// never take each other's cgroups for leftovers. Each instance id gets
 // <parent>/<id> in every hierarchy; runc puts the container in
 // <parent>/<id>/c. The memory limit is set on <parent>/<id>, so that its
 // memory.failcnt survives the container's own cgroup, which runc removes
 // when the container ends.
 type cgroups struct {
 	root   string // e.g. /sys/fs/cgroup
-	parent string // e.g. slipway
+	parent string // e.g. slipway/1a2b3c4d: Config.CgroupParent and a hash of the state dir
 }
 
 func (c cgroups) v2() bool {
@@ -42,9 +44,12 @@ func (c cgroups) prepare(id string, limit int64) error {
 	}
 	if c.v2() {
 		// Make the memory controller available to the container's cgroup.
-		for _, d := range []string{filepath.Join(c.root, c.parent), dir} {
+		d := c.root
+		for _, part := range strings.Split(c.parent, "/") {
+			d = filepath.Join(d, part)
 			_ = os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte("+memory +cpu +pids"), 0o644)
 		}
+		_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+memory +cpu +pids"), 0o644)
 		v := "max"
 		if limit > 0 {
 			v = strconv.FormatInt(limit, 10)

@@ -33,7 +33,8 @@ type Config struct {
 	// /sys/fs/cgroup.
 	CgroupRoot string
 	// CgroupParent is the cgroup (relative to each hierarchy's root) under
-	// which instances' cgroups are made. Empty means "slipway".
+	// which instances' cgroups are made, in a cgroup named after a hash of
+	// StateDir. Empty means "slipway".
 	CgroupParent string
 	// Backoff paces the restarts of crashed instances.
 	Backoff Backoff
@@ -45,8 +46,9 @@ type Config struct {
 	PidsLimit int64
 	// Network says how instances are networked. Zero is HostNetwork.
 	Network Network
-	// Subnet is where IsolatedNetwork takes a /30 per instance. The zero
-	// value means 10.213.0.0/16.
+	// Subnet is where IsolatedNetwork takes a /30 per instance. Schedulers
+	// on one machine need subnets of their own. The zero value means
+	// 10.213.0.0/16.
 	Subnet netip.Prefix
 	// IP is iproute2's ip binary, used by IsolatedNetwork. Empty means the
 	// one on PATH.

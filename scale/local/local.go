@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -73,7 +74,7 @@ func New(cfg Config) (*Scheduler, error) {
 		cfg:      cfg,
 		log:      log,
 		images:   &imageCache{layout: oci.Layout{Dir: cfg.Images}, dir: cfg.CacheDir},
-		cg:       cgroups{root: cfg.CgroupRoot, parent: cfg.CgroupParent},
+		cg:       cgroups{root: cfg.CgroupRoot, parent: cfg.CgroupParent + "/" + stateHash(cfg.StateDir)},
 		logs:     observe.NewLogBuffer(observe.LogBufferConfig{LinesPerApp: cfg.LinesPerApp}),
 		runcRoot: filepath.Join(cfg.StateDir, "runc"),
 		instDir:  filepath.Join(cfg.StateDir, "instances"),
@@ -166,6 +167,12 @@ func checkEnv(app string, release int, env map[string]string) error {
 
 // allocSlot returns a free network slot, or 0 with HostNetwork. Call with
 // s.mu held.
+// stateHash names a state directory in cgroup and network namespace names.
+func stateHash(dir string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
+	return hex.EncodeToString(sum[:4])
+}
+
 func (s *Scheduler) allocSlot() (int, error) {
 	if s.cfg.Network != IsolatedNetwork {
 		return 0, nil
@@ -228,11 +235,17 @@ func (s *Scheduler) create(p plan) (*instance, error) {
 		cgroup: s.cg.path(p.m.ID), cpus: p.cpus, pids: s.cfg.PidsLimit, readOnly: s.cfg.ReadOnlyRootfs,
 		netns: netnsPath,
 	})
-	if err := os.MkdirAll(in.path("bundle"), 0o700); err != nil {
-		return nil, stateErr("creating", in.dir, err)
+	// Listed before its directory exists, so that a concurrent Recover
+	// never takes the directory for a leftover.
+	s.mu.Lock()
+	s.insts[p.m.ID] = in
+	s.mu.Unlock()
+	err := os.MkdirAll(in.path("bundle"), 0o700)
+	if err != nil {
+		err = stateErr("creating", in.dir, err)
 	}
-	b, err := json.Marshal(spec)
 	if err == nil {
+		b, _ := json.Marshal(spec)
 		err = writeAtomic(in.path("bundle/config.json"), b)
 	}
 	if err == nil {
@@ -240,12 +253,13 @@ func (s *Scheduler) create(p plan) (*instance, error) {
 	}
 	if err != nil {
 		_ = os.RemoveAll(in.dir)
+		s.mu.Lock()
+		delete(s.insts, p.m.ID)
+		s.mu.Unlock()
+		close(in.done) // for a StopApp that found it meanwhile
 		return nil, err
 	}
 	in.newTailers()
-	s.mu.Lock()
-	s.insts[p.m.ID] = in
-	s.mu.Unlock()
 	s.wg.Add(1)
 	go in.lifecycle(nil)
 	return in, nil
@@ -613,6 +627,11 @@ func (s *Scheduler) Recover(ctx context.Context) (scale.RecoverReport, error) {
 	}
 	s.recoverMu.Lock()
 	defer s.recoverMu.Unlock()
+	return s.recoverLocked(ctx)
+}
+
+func (s *Scheduler) recoverLocked(ctx context.Context) (scale.RecoverReport, error) {
+	var rep scale.RecoverReport
 	defer s.recovered.Store(true)
 	ents, err := os.ReadDir(s.instDir)
 	if err != nil {
@@ -675,7 +694,12 @@ func (s *Scheduler) ensureRecovered(ctx context.Context) error {
 	if s.recovered.Load() {
 		return nil
 	}
-	_, err := s.Recover(ctx)
+	s.recoverMu.Lock()
+	defer s.recoverMu.Unlock()
+	if s.recovered.Load() {
+		return nil
+	}
+	_, err := s.recoverLocked(ctx)
 	return err
 }
 

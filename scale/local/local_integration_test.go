@@ -117,9 +117,20 @@ func config(tb testing.TB) local.Config {
 	imgs := buildImages(tb)
 	parent := fmt.Sprintf("slipway-test-%d", os.Getpid())
 	tb.Cleanup(func() {
-		for _, c := range []string{"memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices", "cpuset", "systemd", "unified"} {
-			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent, "supervisors")) // these fail while another test uses them
-			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent))
+		// Remove the test's cgroups that are empty, deepest first; those of
+		// schedulers still in use stay.
+		tops, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", parent))
+		for _, top := range tops {
+			var dirs []string
+			filepath.WalkDir(top, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			for i := len(dirs) - 1; i >= 0; i-- {
+				os.Remove(dirs[i])
+			}
 		}
 	})
 	return local.Config{
@@ -186,7 +197,7 @@ func checkNoLeftovers(t *testing.T, cfg local.Config) {
 			t.Errorf("process left: %s", strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
-	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cfg.CgroupParent, "*", "cgroup.procs"))
+	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cfg.CgroupParent, "*", "*", "cgroup.procs"))
 	for _, l := range left {
 		if filepath.Base(filepath.Dir(l)) == "supervisors" {
 			if b, _ := os.ReadFile(l); len(b) != 0 {
@@ -249,7 +260,7 @@ func TestWebServesAndEnv(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(cfg.StateDir, "instances", is[0].ID, "sup.json"))
 	json.Unmarshal(b, &sup)
 	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", sup.Pid))
-	if !strings.Contains(string(cg), "name=systemd:/"+cfg.CgroupParent+"/supervisors") {
+	if !strings.Contains(string(cg), "name=systemd:/"+cfg.CgroupParent+"/") || !strings.Contains(string(cg), "/supervisors\n") {
 		t.Errorf("supervisor %d is in:\n%s", sup.Pid, cg)
 	}
 	for _, in := range is {
@@ -301,11 +312,19 @@ func TestLimitsApplied(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	mem, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", cfg.CgroupParent, id, "memory.limit_in_bytes"))
+	mems, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/memory", cfg.CgroupParent, "*", id, "memory.limit_in_bytes"))
+	var mem []byte
+	if len(mems) == 1 {
+		mem, _ = os.ReadFile(mems[0])
+	}
 	if strings.TrimSpace(string(mem)) != fmt.Sprint(64<<20) {
 		t.Errorf("memory limit %q", mem)
 	}
-	quota, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", cfg.CgroupParent, id, "c", "cpu.cfs_quota_us"))
+	quotas, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/cpu", cfg.CgroupParent, "*", id, "c", "cpu.cfs_quota_us"))
+	var quota []byte
+	if len(quotas) == 1 {
+		quota, _ = os.ReadFile(quotas[0])
+	}
 	if strings.TrimSpace(string(quota)) != "50000" {
 		t.Errorf("cpu quota %q", quota)
 	}

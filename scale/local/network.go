@@ -2,8 +2,6 @@ package local
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -11,6 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Network says how instances are networked.
@@ -38,11 +39,21 @@ type netns struct {
 	ip     string       // the ip binary
 	subnet netip.Prefix // a /30 per instance
 	prefix string       // of namespace names, unique to the state dir
+	tag    string       // of veth names, from the same hash
+	// mu serializes set-up and tear-down: concurrent `ip netns add` race
+	// when they first make /run/netns a shared mount.
+	mu *sync.Mutex
 }
 
 func newNetns(ipBin string, subnet netip.Prefix, stateDir string) netns {
-	sum := sha256.Sum256([]byte(filepath.Clean(stateDir)))
-	return netns{ip: ipBin, subnet: subnet.Masked(), prefix: "slipway-" + hex.EncodeToString(sum[:4]) + "-"}
+	h := stateHash(stateDir)
+	return netns{ip: ipBin, subnet: subnet.Masked(), prefix: "slipway-" + h + "-", tag: h[:4], mu: new(sync.Mutex)}
+}
+
+// veth returns the names of the host's and the instance's ends of slot's
+// veth pair (at most 11 characters; the kernel allows 15).
+func (n netns) veth(slot int) (host, inst string) {
+	return fmt.Sprintf("s%s%xh", n.tag, slot), fmt.Sprintf("s%s%xc", n.tag, slot)
 }
 
 // slots is how many /30s the subnet holds (slot 0 is not used).
@@ -80,12 +91,14 @@ func (n netns) run(args ...string) error {
 // create makes the instance's namespace with its end of a veth pair, unless
 // it exists already (a restart).
 func (n netns) create(id string, slot int) error {
-	if _, err := os.Stat(n.path(id)); err == nil {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if isNetns(n.path(id)) {
 		return nil
 	}
+	n.removeLocked(id, slot) // anything half made
 	host, inst := n.addrs(slot)
-	hv, cv := fmt.Sprintf("sw%xh", slot), fmt.Sprintf("sw%xc", slot)
-	_ = n.run("link", "del", hv) // a leftover of an earlier instance in this slot
+	hv, cv := n.veth(slot)
 	steps := [][]string{
 		{"netns", "add", n.name(id)},
 		{"link", "add", hv, "type", "veth", "peer", "name", cv},
@@ -99,20 +112,38 @@ func (n netns) create(id string, slot int) error {
 	}
 	for _, s := range steps {
 		if err := n.run(s...); err != nil {
-			n.remove(id, slot)
+			n.removeLocked(id, slot)
 			return err
 		}
 	}
 	return nil
 }
 
+// isNetns reports whether p is a mounted network namespace.
+func isNetns(p string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(p, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
 // remove deletes the instance's namespace and veth pair.
 func (n netns) remove(id string, slot int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.removeLocked(id, slot)
+}
+
+func (n netns) removeLocked(id string, slot int) {
 	if _, err := os.Stat(n.path(id)); err == nil {
-		_ = n.run("netns", "del", n.name(id))
+		if n.run("netns", "del", n.name(id)) != nil {
+			_ = unix.Unmount(n.path(id), unix.MNT_DETACH)
+			_ = os.Remove(n.path(id))
+		}
 	}
 	if slot > 0 {
-		_ = n.run("link", "del", fmt.Sprintf("sw%xh", slot))
+		hv, _ := n.veth(slot)
+		if _, err := os.Stat(filepath.Join("/sys/class/net", hv)); err == nil {
+			_ = n.run("link", "del", hv)
+		}
 	}
 }
 
