@@ -2,6 +2,10 @@
 // prints what CI's log must end with: every failed and every skipped test by
 // name (with the skip message), then one line "N passed, N failed, N skipped".
 //
+// Each FILE is one stage of the run (unit, integration); a test that runs
+// in several stages is counted in each, so a pass in one never hides a
+// failure in another. Lines name the stage by its file name.
+//
 // Usage: testsummary FILE...
 package main
 
@@ -11,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -22,7 +27,7 @@ type event struct {
 	Output  string
 }
 
-type key struct{ pkg, test string }
+type key struct{ stage, pkg, test string }
 
 func main() {
 	if len(os.Args) < 2 {
@@ -38,7 +43,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		if err := read(f, results, output, &pkgFail); err != nil {
+		stage := strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))
+		if err := read(f, stage, results, output, &pkgFail); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 			os.Exit(2)
 		}
@@ -62,10 +68,10 @@ func main() {
 		fmt.Printf("FAIL (package) %s\n", p)
 	}
 	for _, k := range failed {
-		fmt.Printf("FAIL %s %s\n", k.pkg, k.test)
+		fmt.Printf("FAIL %s %s %s\n", k.stage, k.pkg, k.test)
 	}
 	for _, k := range skipped {
-		fmt.Printf("SKIP %s %s: %s\n", k.pkg, k.test, reason(output[k]))
+		fmt.Printf("SKIP %s %s %s: %s\n", k.stage, k.pkg, k.test, reason(output[k]))
 	}
 	fmt.Printf("%d passed, %d failed, %d skipped\n", len(passed), len(failed)+len(pkgFail), len(skipped))
 	if len(failed)+len(pkgFail) > 0 {
@@ -73,7 +79,7 @@ func main() {
 	}
 }
 
-func read(r io.Reader, results map[key]string, output map[key][]string, pkgFail *[]string) error {
+func read(r io.Reader, stage string, results map[key]string, output map[key][]string, pkgFail *[]string) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -85,12 +91,12 @@ func read(r io.Reader, results map[key]string, output map[key][]string, pkgFail 
 		if err := json.Unmarshal(line, &e); err != nil {
 			continue
 		}
-		k := key{e.Package, e.Test}
+		k := key{stage, e.Package, e.Test}
 		switch e.Action {
 		case "pass", "fail", "skip":
 			if e.Test == "" {
-				if e.Action == "fail" && !hasTests(results, e.Package) {
-					*pkgFail = append(*pkgFail, e.Package)
+				if e.Action == "fail" && !hasTests(results, stage, e.Package) {
+					*pkgFail = append(*pkgFail, stage+" "+e.Package)
 				}
 				continue
 			}
@@ -104,9 +110,9 @@ func read(r io.Reader, results map[key]string, output map[key][]string, pkgFail 
 	return sc.Err()
 }
 
-func hasTests(results map[key]string, pkg string) bool {
+func hasTests(results map[key]string, stage, pkg string) bool {
 	for k, a := range results {
-		if k.pkg == pkg && a == "fail" {
+		if k.stage == stage && k.pkg == pkg && a == "fail" {
 			return true
 		}
 	}
@@ -127,6 +133,9 @@ func reason(lines []string) string {
 
 func sortKeys(ks []key) {
 	sort.Slice(ks, func(i, j int) bool {
+		if ks[i].stage != ks[j].stage {
+			return ks[i].stage < ks[j].stage
+		}
 		if ks[i].pkg != ks[j].pkg {
 			return ks[i].pkg < ks[j].pkg
 		}
