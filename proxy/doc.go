@@ -38,6 +38,22 @@
 // per-instance http.Transport. Both paths set the same headers, enforce
 // the same timeouts and report the same codes; the tests run on both.
 //
+// # Front end
+//
+// [Router.Serve] does not put net/http's server in front of those common
+// requests: its own HTTP/1.1 front end accepts the connections, reads
+// request heads with a strict parser and serves keep-alive connections of
+// fast-path requests itself, without a goroutine or deadline change per
+// request (a request that takes over 100 ms gets a goroutine watching its
+// client, so that a client that goes away still cancels it). The first
+// request of any other kind (a body, an upgrade, Expect, HTTP/1.0, a
+// target not in origin form, an ACME challenge, the HTTP/2 preface) hands
+// the connection, with the bytes already read, to a net/http server, which
+// serves it from then on. ReadHeaderTimeout, ClientIdleTimeout,
+// MaxHeaderBytes and MaxConns apply on both; [Router.ServeTLS] uses
+// net/http's server alone. Unlike net/http, the front end does not sniff a
+// Content-Type for responses that lack one.
+//
 // # Headers
 //
 // The router stamps X-Request-Start (integer Unix milliseconds, when the
@@ -71,13 +87,22 @@
 //	H00   404     unknown host: no app is routed at this host (no instance is touched; Slipway's own code)
 //	H99   500     router error (a bug)
 //
-// Requests that net/http rejects before a handler runs (a malformed request
-// line, headers over Config.MaxHeaderBytes answered with 431, conflicting
-// Content-Length headers, unsupported Transfer-Encoding) never reach the
-// router's handler, so they are neither logged nor reported. A request with
-// both Content-Length and Transfer-Encoding: chunked is read as chunked and
-// forwarded without Content-Length, as RFC 9112 section 6.3 requires of an
-// intermediary, so it cannot smuggle a second request.
+// Two more codes are Slipway's own, for requests the front end refuses
+// before routing them; the connection is then closed:
+//
+//	H01   400     malformed or ambiguous request: bare LF line ends, obs-fold, whitespace before a colon,
+//	              an invalid or repeated Host (or none), a malformed or repeated Content-Length,
+//	              Transfer-Encoding other than one "chunked" or together with Content-Length
+//	H02   431     request headers over Config.MaxHeaderBytes
+//
+// The front end refuses such requests whatever their method, so a request
+// that could be framed two ways never reaches an instance. On connections
+// served by net/http (ServeTLS, and a plain connection after its hand-off)
+// net/http answers malformed requests itself (400, 431, 501) without
+// logging or reporting them; there, a request with both Content-Length and
+// Transfer-Encoding: chunked is read as chunked and forwarded without
+// Content-Length, as RFC 9112 section 6.3 requires of an intermediary, so
+// it cannot smuggle a second request either.
 //
 // # TLS
 //

@@ -15,6 +15,8 @@ type Code string
 // The router's error codes.
 const (
 	CodeUnknownHost       Code = "H00" // 404: no app is routed at the host
+	CodeBadRequest        Code = "H01" // 400: malformed or ambiguous request
+	CodeHeaderTooLarge    Code = "H02" // 431: request headers over MaxHeaderBytes
 	CodeNoHealthyInstance Code = "H10" // 503: no healthy instance during the queue wait
 	CodeBacklogTooDeep    Code = "H11" // 503: queue full, or queue wait over while instances were busy
 	CodeRequestTimeout    Code = "H12" // 503: no first byte within FirstByteTimeout
@@ -37,6 +39,8 @@ var codeInfo = map[Code]struct {
 	desc   string
 }{
 	CodeUnknownHost:       {http.StatusNotFound, "No such app"},
+	CodeBadRequest:        {http.StatusBadRequest, "Bad request"},
+	CodeHeaderTooLarge:    {http.StatusRequestHeaderFieldsTooLarge, "Request headers too large"},
 	CodeNoHealthyInstance: {http.StatusServiceUnavailable, "App crashed or has no healthy instance"},
 	CodeBacklogTooDeep:    {http.StatusServiceUnavailable, "Backlog too deep"},
 	CodeRequestTimeout:    {http.StatusServiceUnavailable, "Request timeout"},

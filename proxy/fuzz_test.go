@@ -1,6 +1,11 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -37,6 +42,69 @@ func FuzzHosts(f *testing.F) {
 			}
 		} else if h != n {
 			t.Fatalf("%q matched %q", reqHost, n)
+		}
+	})
+}
+
+// FuzzParseRequest checks the front end's request parser: it never panics,
+// and every head it accepts net/http reads the same way (same method,
+// target, host, Content-Length and header values), so the router and the
+// net/http server it hands connections to cannot disagree about where a
+// request ends.
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+	f.Add([]byte("GET /a?b HTTP/1.1\r\nHost: a.test:80\r\nX-A: 1\r\nx-a:  2 \r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n"))
+	f.Add([]byte("POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"))
+	f.Add([]byte("POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.0\r\n\r\n"))
+	for _, c := range smuggling {
+		f.Add([]byte(c.head))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const max = 1 << 12
+		n, err := headEnd(data, max)
+		if err != nil || n == 0 {
+			return
+		}
+		if n > len(data) || n > max || !bytes.HasSuffix(data[:n], []byte("\r\n\r\n")) {
+			t.Fatalf("headEnd = %d for %q", n, data)
+		}
+		var h reqHead
+		if err := parseHead(string(data[:n]), &h); err != nil {
+			var he *headError
+			if err != errNotHTTP11 && !errors.As(err, &he) {
+				t.Fatalf("parseHead: unexpected error type %T", err)
+			}
+			return
+		}
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data[:n])))
+		if err != nil {
+			t.Fatalf("accepted %q, net/http refuses it: %v", data[:n], err)
+		}
+		if req.Method != h.method || req.RequestURI != h.target || req.ProtoMinor != h.minor || req.Host != h.host {
+			t.Fatalf("%q: net/http reads %s %s 1.%d host %q; we read %s %s 1.%d host %q",
+				data[:n], req.Method, req.RequestURI, req.ProtoMinor, req.Host, h.method, h.target, h.minor, h.host)
+		}
+		wantCL := h.contentLength
+		if h.chunked {
+			wantCL = -1
+		} else if wantCL < 0 {
+			wantCL = 0
+		}
+		if req.ContentLength != wantCL {
+			t.Fatalf("%q: net/http reads Content-Length %d; we read %d", data[:n], req.ContentLength, wantCL)
+		}
+		got := http.Header{}
+		for _, fl := range h.fields {
+			got[fl.name] = append(got[fl.name], fl.value)
+		}
+		for k, v := range req.Header {
+			if k == "Content-Length" || k == "Transfer-Encoding" {
+				continue // net/http may drop or normalize these
+			}
+			if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+				t.Fatalf("%q: header %s: net/http reads %q; we read %q", data[:n], k, v, got[k])
+			}
 		}
 	})
 }

@@ -91,6 +91,7 @@ func startRouter(t *testing.T, cfg Config) *testRouter {
 		t.Fatal(err)
 	}
 	rt.noFastPath = testNoFastPath
+	rt.noFrontEnd = testNoFrontEnd
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +194,39 @@ func runtimeGoroutines() int { return runtime.NumGoroutine() }
 // httputil.ReverseProxy.
 var testNoFastPath bool
 
+// testNoFrontEnd makes startRouter's routers serve plain HTTP with
+// net/http's server alone.
+var testNoFrontEnd bool
+
+// TestNetHTTPServer runs the tests through net/http's server instead of
+// the front end (as ServeTLS does), on both forwarding paths.
+func TestNetHTTPServer(t *testing.T) {
+	testNoFrontEnd = true
+	defer func() { testNoFrontEnd = false }()
+	for _, noFast := range []bool{false, true} {
+		testNoFastPath = noFast
+		name := "FastPath"
+		if noFast {
+			name = "ReverseProxyPath"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Run("Routing", TestRoutingByHost)
+			t.Run("Headers", TestHeaders)
+			t.Run("SwapAndDrain", TestSwapAndDrain)
+			t.Run("BackendFaults", TestBackendFaults)
+			t.Run("Refused", TestRefusedConnectionQuarantines)
+			t.Run("Queue", TestQueueTimeAndStats)
+			t.Run("Informational", TestInformationalResponses)
+			t.Run("Streaming", TestStreamingAndTrailers)
+			t.Run("ClientGoesAway", TestClientGoesAway)
+			t.Run("RequestLimits", TestRequestLimits)
+			t.Run("AbsoluteForm", TestAbsoluteFormRequest)
+			t.Run("Stale", TestStalePooledConnection)
+		})
+	}
+	testNoFastPath = false
+}
+
 // TestReverseProxyPath runs the tests of GET requests, which take the fast
 // path, through httputil.ReverseProxy too.
 func TestReverseProxyPath(t *testing.T) {
@@ -207,4 +241,6 @@ func TestReverseProxyPath(t *testing.T) {
 	t.Run("Informational", TestInformationalResponses)
 	t.Run("Streaming", TestStreamingAndTrailers)
 	t.Run("ClientGoesAway", TestClientGoesAway)
+	t.Run("RequestLimits", TestRequestLimits)
+	t.Run("Pipelining", TestFrontEndPipeliningAndHandoff)
 }

@@ -45,10 +45,12 @@ type Router struct {
 
 	srvMu   sync.Mutex
 	servers map[*http.Server]struct{}
+	fronts  map[*frontend]struct{}
 
 	hijacked atomic.Int64 // upgraded connections being proxied
 
 	noFastPath bool // tests: everything through httputil.ReverseProxy
+	noFrontEnd bool // tests: Serve uses net/http's server for everything
 
 	acme acmeState
 }
@@ -70,6 +72,7 @@ func New(cfg Config) (*Router, error) {
 		buffers:  newBufferPool(32<<10, 1024),
 		done:     make(chan struct{}),
 		servers:  make(map[*http.Server]struct{}),
+		fronts:   make(map[*frontend]struct{}),
 		healthClient: &http.Client{
 			Timeout: cfg.HealthCheck.Timeout,
 			Transport: &http.Transport{
@@ -653,9 +656,11 @@ func (rt *Router) fail(st *reqState, req *http.Request, code Code, status int, e
 		if id := st.obs.RequestID; id != "" {
 			h["X-Request-Id"] = []string{id}
 		}
+		page := errorPages[code]
+		h["Content-Length"] = []string{strconv.Itoa(len(page))}
 		st.rw.WriteHeader(status)
 		if req.Method != http.MethodHead {
-			st.rw.Write(errorPages[code])
+			st.rw.Write(page)
 		}
 	}
 	rt.logError(req, st, code, err)

@@ -25,7 +25,27 @@ func (rt *Router) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	defer rt.forget(srv)
-	return srv.Serve(newLimitListener(ln, rt.cfg.MaxConns))
+	lln := newLimitListener(ln, rt.cfg.MaxConns)
+	if rt.noFrontEnd {
+		return srv.Serve(lln)
+	}
+	fe := rt.newFrontend(srv, lln)
+	rt.srvMu.Lock()
+	select {
+	case <-rt.done:
+		rt.srvMu.Unlock()
+		lln.Close()
+		return http.ErrServerClosed
+	default:
+	}
+	rt.fronts[fe] = struct{}{}
+	rt.srvMu.Unlock()
+	defer func() {
+		rt.srvMu.Lock()
+		delete(rt.fronts, fe)
+		rt.srvMu.Unlock()
+	}()
+	return fe.serve()
 }
 
 // ServeTLS answers HTTPS (HTTP/2 and HTTP/1.1) on ln until Shutdown or
@@ -94,21 +114,31 @@ func (rt *Router) forget(srv *http.Server) {
 // connections to instances are closed and the health checks stop. The
 // router routes no more requests afterwards.
 func (rt *Router) Shutdown(ctx context.Context) error {
-	servers := rt.stop()
+	servers, fronts := rt.stop()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
+	record := func(err error) {
+		if err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	}
+	for _, fe := range fronts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			record(fe.shutdown(ctx))
+		}()
+	}
 	for _, srv := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Shutdown(ctx); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
+			record(srv.Shutdown(ctx))
 		}()
 	}
 	wg.Wait()
@@ -130,7 +160,11 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 // connection to instances is closed, and health checks stop.
 func (rt *Router) Close() error {
 	var errs []error
-	for _, srv := range rt.stop() {
+	servers, fronts := rt.stop()
+	for _, fe := range fronts {
+		fe.close()
+	}
+	for _, srv := range servers {
 		errs = append(errs, srv.Close())
 	}
 	rt.closeBackends()
@@ -138,8 +172,8 @@ func (rt *Router) Close() error {
 	return errors.Join(errs...)
 }
 
-// stop marks the router closed and returns its servers.
-func (rt *Router) stop() []*http.Server {
+// stop marks the router closed and returns its servers and front ends.
+func (rt *Router) stop() ([]*http.Server, []*frontend) {
 	rt.ctlMu.Lock()
 	rt.closed = true
 	rt.ctlMu.Unlock()
@@ -149,8 +183,12 @@ func (rt *Router) stop() []*http.Server {
 	for s := range rt.servers {
 		servers = append(servers, s)
 	}
+	fronts := make([]*frontend, 0, len(rt.fronts))
+	for fe := range rt.fronts {
+		fronts = append(fronts, fe)
+	}
 	rt.srvMu.Unlock()
-	return servers
+	return servers, fronts
 }
 
 func (rt *Router) closeBackends() {
