@@ -1,10 +1,12 @@
 package scale
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/slipwayhq/slipway/internal/names"
@@ -248,6 +250,20 @@ type OneOffResult struct {
 	// Exit is the exit status of an attached one-off; zero for a detached
 	// one, which is still running.
 	Exit ExitStatus
+}
+
+// SortInstances sorts instances as Scheduler.Instances returns them: by
+// app, release, process type, index and id.
+func SortInstances(is []Instance) {
+	slices.SortFunc(is, func(a, b Instance) int {
+		return cmp.Or(
+			cmp.Compare(a.App, b.App),
+			cmp.Compare(a.Release, b.Release),
+			cmp.Compare(a.ProcessType, b.ProcessType),
+			cmp.Compare(a.Index, b.Index),
+			cmp.Compare(a.ID, b.ID),
+		)
+	})
 }
 
 // Query selects instances. Zero fields match everything.

@@ -75,6 +75,7 @@ for i in $(seq 2 $((PUSHES + 1))); do
 	p=$!
 	until [ "$(get counter /version 2>/dev/null)" = "$i" ]; do sleep 0.02; done
 	echo $(($(now_ms) - t0)) >>"$MINIPAAS_HOME/push.ms"
+	log "  push $i served after $(tail -1 "$MINIPAAS_HOME/push.ms") ms"
 	wait "$p"
 done
 
@@ -84,6 +85,7 @@ for i in $(seq "$CONFIGS"); do
 	t0=$(now_ms)
 	"$BIN" config:set "N=$i" -a hello >/dev/null
 	echo $(($(now_ms) - t0)) >>"$MINIPAAS_HOME/config.ms"
+	log "  config:set $i took $(tail -1 "$MINIPAAS_HOME/config.ms") ms"
 done
 
 log "3. $DEPLOYS deploys under load"
@@ -104,7 +106,7 @@ wait "$WRK" || true
 WRK=
 requests=$(awk '/requests in/ {print $1}' "$MINIPAAS_HOME/wrk.out")
 non2xx=$(awk -F': ' '/Non-2xx/ {print $2}' "$MINIPAAS_HOME/wrk.out")
-sockerr=$(grep -oE 'Socket errors: .*' "$MINIPAAS_HOME/wrk.out" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+sockerr=$(awk '/Socket errors:/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i} END {print s+0}' "$MINIPAAS_HOME/wrk.out")
 sed 's/^/  wrk: /' "$MINIPAAS_HOME/wrk.out" >&2
 
 echo "push to serving, median of $PUSHES: $(median <"$MINIPAAS_HOME/push.ms") ms (all: $(paste -sd' ' "$MINIPAAS_HOME/push.ms"))"

@@ -564,22 +564,7 @@ func (s *Scheduler) Instances(ctx context.Context, q scale.Query) ([]scale.Insta
 		out = append(out, in.info())
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.App != b.App {
-			return a.App < b.App
-		}
-		if a.Release != b.Release {
-			return a.Release < b.Release
-		}
-		if a.ProcessType != b.ProcessType {
-			return a.ProcessType < b.ProcessType
-		}
-		if a.Index != b.Index {
-			return a.Index < b.Index
-		}
-		return a.ID < b.ID
-	})
+	scale.SortInstances(out)
 	return out, nil
 }
 

@@ -713,29 +713,8 @@ func (f *Fake) Instances(ctx context.Context, q scale.Query) ([]scale.Instance, 
 		out = append(out, i)
 	}
 	w.mu.Unlock()
-	SortInstances(out)
+	scale.SortInstances(out)
 	return out, nil
-}
-
-// SortInstances sorts instances as Scheduler.Instances returns them: by app,
-// release, process type, index and id.
-func SortInstances(is []scale.Instance) {
-	sort.Slice(is, func(i, j int) bool {
-		a, b := is[i], is[j]
-		if a.App != b.App {
-			return a.App < b.App
-		}
-		if a.Release != b.Release {
-			return a.Release < b.Release
-		}
-		if a.ProcessType != b.ProcessType {
-			return a.ProcessType < b.ProcessType
-		}
-		if a.Index != b.Index {
-			return a.Index < b.Index
-		}
-		return a.ID < b.ID
-	})
 }
 
 // Logs implements scale.Scheduler.
