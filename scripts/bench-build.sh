@@ -7,15 +7,15 @@
 #               to Slipway's Go plan, output to an OCI layout (tar=false)
 #   dockerfile  Slipway's Dockerfile path, same Dockerfile
 #   detect      Slipway's detected-language path (no Dockerfile)
-# Each way, each round: a cold build (go.mod and cache mount ids no build saw
+# Each round: a cold build per way (go.mod and cache mount ids no build saw
 # before: dependencies are downloaded and the standard library compiled),
-# then a warm build after a one-line change to main.go.
+# then WARM_REPEAT (default 3) warm builds per way, each after a one-line
+# change to main.go, interleaved across the ways.
 # Prints the medians, then as its last two lines:
 #   build warm ratio slipway/buildctl: X
 #   build cold ratio slipway/buildctl: Y
 # where Slipway's time is the slower of its two paths.
 #
-# Each round also makes WARM_REPEAT (default 3) warm builds per way.
 # Needs: scripts/services.sh (buildkitd, buildctl). Takes ~3 min per round.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ -f "$SLIPWAY_STATE/env.sh" ] && source "$SLIPWAY_STATE/env.sh"
@@ -91,24 +91,31 @@ timed() { # timed WAY SCOPE: prints seconds
 	calc "$t1 - $t0"
 }
 
-declare -A COLD WARM
+declare -A COLD WARM WLINE
 ways=(buildctl dockerfile detect)
 for ((r = 0; r < ROUNDS; r++)); do
+	declare -A SCOPE=()
+	# Cold builds, one per way, the order rotating every round.
 	for ((i = 0; i < 3; i++)); do
 		way=${ways[$(((i + r) % 3))]}
-		scope=b$(date +%s%N | cut -c8-19)-$way
-		prepare "$way" "$scope"
-		c=$(timed "$way" "$scope")
+		SCOPE[$way]=b$(date +%s%N | cut -c8-19)-$way
+		prepare "$way" "${SCOPE[$way]}"
+		c=$(timed "$way" "${SCOPE[$way]}")
 		COLD[$way]+="$c "
-		ws=""
-		for ((k = 0; k < WARM_REPEAT; k++)); do
-			sed -i "s/hello from go-web[^\"]*/hello from go-web round $r change $k/" "$W/src-$way/main.go"
-			w=$(timed "$way" "$scope")
-			WARM[$way]+="$w "
-			ws+=$(printf ' %5.2fs' "$w")
-		done
-		printf 'round %d %-10s cold %6.2fs warm%s\n' "$r" "$way" "$c" "$ws"
+		WLINE[$way]=$(printf 'round %d %-10s cold %6.2fs warm' "$r" "$way" "$c")
 	done
+	# Warm builds after a one-line change, interleaved across the ways so
+	# that load from elsewhere on the machine falls on all of them alike.
+	for ((k = 0; k < WARM_REPEAT; k++)); do
+		for ((i = 0; i < 3; i++)); do
+			way=${ways[$(((i + r + k) % 3))]}
+			sed -i "s/hello from go-web[^\"]*/hello from go-web round $r change $k/" "$W/src-$way/main.go"
+			w=$(timed "$way" "${SCOPE[$way]}")
+			WARM[$way]+="$w "
+			WLINE[$way]+=$(printf ' %5.2fs' "$w")
+		done
+	done
+	for way in "${ways[@]}"; do echo "${WLINE[$way]}"; done
 done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
