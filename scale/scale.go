@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/slipwayhq/slipway/internal/names"
@@ -173,9 +174,10 @@ func (f Formation) Validate() error {
 			return bad("process type %q: negative resource limit or grace period", p.Type)
 		}
 	}
-	for k := range f.Env {
-		if k == "" {
-			return bad("empty config var name")
+	for k, v := range f.Env {
+		// The values are secrets: name the variable, never its value.
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return bad("config var %q: an empty name, a name with '=' or NUL, or a value with NUL cannot reach a process", k)
 		}
 	}
 	return nil

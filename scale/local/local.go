@@ -154,25 +154,14 @@ func (s *Scheduler) allocPort() (int, error) {
 	return 0, errors.New("local: no free port")
 }
 
-// checkEnv refuses config var names that cannot be environment variables.
-// The error names the variable, never its value.
-func checkEnv(app string, release int, env map[string]string) error {
-	for k, v := range env {
-		if strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			return &scale.FormationError{App: app, Release: release, Reason: fmt.Sprintf("config var %q: a name with '=' or NUL, or a value with NUL", k)}
-		}
-	}
-	return nil
-}
-
-// allocSlot returns a free network slot, or 0 with HostNetwork. Call with
-// s.mu held.
 // stateHash names a state directory in cgroup and network namespace names.
 func stateHash(dir string) string {
 	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
 	return hex.EncodeToString(sum[:4])
 }
 
+// allocSlot returns a free network slot, or 0 with HostNetwork. Call with
+// s.mu held.
 func (s *Scheduler) allocSlot() (int, error) {
 	if s.cfg.Network != IsolatedNetwork {
 		return 0, nil
@@ -271,9 +260,6 @@ func (s *Scheduler) Apply(ctx context.Context, f scale.Formation) error {
 		return scale.ErrClosed
 	}
 	if err := f.Validate(); err != nil {
-		return err
-	}
-	if err := checkEnv(f.App, f.Release, f.Env); err != nil {
 		return err
 	}
 	fail := func(err error) error { return fmt.Errorf("scale: apply %s v%d: %w", f.App, f.Release, err) }
@@ -443,9 +429,6 @@ func (s *Scheduler) Run(ctx context.Context, o scale.OneOff) (scale.OneOffResult
 		return scale.OneOffResult{}, scale.ErrClosed
 	}
 	if err := o.Validate(); err != nil {
-		return scale.OneOffResult{}, err
-	}
-	if err := checkEnv(o.App, o.Release, o.Env); err != nil {
 		return scale.OneOffResult{}, err
 	}
 	fail := func(err error) (scale.OneOffResult, error) {

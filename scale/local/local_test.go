@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/slipwayhq/slipway/scale"
 )
 
 func TestBackoffDelay(t *testing.T) {
@@ -149,17 +147,5 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := New(Config{StateDir: t.TempDir(), Images: t.TempDir(), Runc: "/nonexistent/runc"}); err == nil {
 		t.Fatal("New accepted a missing runc")
-	}
-}
-
-func TestCheckEnv(t *testing.T) {
-	if err := checkEnv("a", 1, map[string]string{"OK": "fine=value"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, env := range []map[string]string{{"A=B": "x"}, {"A\x00": "x"}, {"A": "secret\x00"}} {
-		err := checkEnv("a", 1, env)
-		if !errors.Is(err, scale.ErrInvalidFormation) || strings.Contains(err.Error(), "secret") {
-			t.Errorf("checkEnv(%q) = %v", env, err)
-		}
 	}
 }
