@@ -2,7 +2,7 @@
 # Installs and starts, idempotently, every service Slipway's tests and examples
 # run against, then writes their addresses to $SLIPWAY_STATE/env.sh:
 #
-#   runc, busybox-static, debootstrap, nginx, wrk, redis   Debian packages
+#   runc, busybox-static, nginx, wrk, redis, git, rsync   Debian packages
 #   buildkitd + buildctl v0.33.1        built from the Go module, cached
 #   registry (distribution v3)          built from the Go module, cached, 127.0.0.1:5117
 #   pebble (ACME test CA)               built from the Go module, cached (tests start it)
@@ -29,7 +29,7 @@ REDIS_PORT=6391
 ENV_FILE=$SLIPWAY_STATE/env.sh
 PG_ROLE=slipway
 
-APT_PACKAGES=(runc busybox-static debootstrap nginx-light wrk redis-server iproute2 procps)
+APT_PACKAGES=(runc busybox-static nginx-light wrk redis-server iproute2 procps git rsync curl)
 
 install_packages() {
 	local missing=()
