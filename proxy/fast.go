@@ -64,6 +64,28 @@ type fconn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	fixed     fixedBody // the body of a lean response
+}
+
+// fixedBody reads a body of known length from a pooled connection.
+type fixedBody struct {
+	br *bufio.Reader
+	n  int64 // bytes left
+}
+
+func (b *fixedBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.br.Read(p)
+	b.n -= int64(n)
+	if err == io.EOF && b.n > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // getConn returns an idle connection (reused=true) or dials a new one.
@@ -187,10 +209,25 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 	// The client going away ends the wait for the response.
 	stop := context.AfterFunc(ctx, func() { tc.Conn.SetReadDeadline(time.Unix(1, 0)) })
 
-	var res *http.Response
+	var (
+		res  *http.Response
+		lean leanResponse
+	)
 	for {
-		var err error
-		res, err = http.ReadResponse(c.br, req)
+		// The plainest responses are parsed here, straight into the
+		// client's headers; http.ReadResponse reads the others.
+		res = nil
+		_, err := c.br.Peek(1)
+		if err == nil && req.Method != http.MethodHead {
+			b, _ := c.br.Peek(c.br.Buffered())
+			if n := parseLeanResponse(b, st.rw.Header(), &lean); n > 0 {
+				c.br.Discard(n)
+				break
+			}
+		}
+		if err == nil {
+			res, err = http.ReadResponse(c.br, req)
+		}
 		if err != nil {
 			stop()
 			tc.Close()
@@ -221,7 +258,7 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 		tc.Close()
 		return context.Canceled
 	}
-	if res.StatusCode == http.StatusSwitchingProtocols {
+	if res != nil && res.StatusCode == http.StatusSwitchingProtocols {
 		tc.Close()
 		return errors.New("proxy: instance switched protocols without an upgrade request")
 	}
@@ -230,13 +267,24 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 	tc.manual.Store(false)
 
 	h := st.rw.Header()
-	copyHeader(h, res.Header)
-	st.rw.WriteHeader(res.StatusCode)
-	flush := res.ContentLength == -1
+	var (
+		body      io.Reader
+		flush     bool
+		closeConn bool
+	)
+	if res != nil {
+		copyHeader(h, res.Header)
+		st.rw.WriteHeader(res.StatusCode)
+		body, flush, closeConn = res.Body, res.ContentLength == -1, res.Close
+	} else {
+		st.rw.WriteHeader(lean.status)
+		c.fixed = fixedBody{br: c.br, n: lean.contentLength}
+		body, closeConn = &c.fixed, lean.close
+	}
 	buf := rt.buffers.Get()
 	defer rt.buffers.Put(buf)
 	for {
-		n, rerr := res.Body.Read(buf)
+		n, rerr := body.Read(buf)
 		if n > 0 {
 			if _, werr := st.rw.Write(buf[:n]); werr != nil {
 				tc.Close()
@@ -254,11 +302,13 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 			panic(http.ErrAbortHandler)
 		}
 	}
-	for k, vv := range res.Trailer {
-		h[http.TrailerPrefix+k] = vv
+	if res != nil {
+		for k, vv := range res.Trailer {
+			h[http.TrailerPrefix+k] = vv
+		}
+		res.Body.Close()
 	}
-	res.Body.Close()
-	if res.Close || ctx.Err() != nil {
+	if closeConn || ctx.Err() != nil {
 		tc.Close()
 		return nil
 	}

@@ -523,12 +523,11 @@ func (cc *clientConn) reject(he *headError, head string) {
 	bw.WriteString("\r\n\r\n")
 	bw.Write(page)
 	o.BytesOut = int64(len(page))
-	err := bw.Flush()
 	o.Latency = time.Since(o.Start)
 	if rt.hook != nil {
 		rt.hook.ObserveRequest(&o)
 	}
-	if err != nil {
+	if err := bw.Flush(); err != nil {
 		return
 	}
 	// Half-close and drain briefly, so that unread request bytes do not

@@ -259,3 +259,50 @@ func TestFrontEndShutdown(t *testing.T) {
 	}
 	checkGoroutines(t, base+2) // +2: the backend's httptest server
 }
+
+// TestTruncatedResponse checks that a response body cut short by the
+// instance aborts the client's response (H18) instead of leaving the
+// client waiting or reusing a connection out of step, for a body with a
+// Content-Length and a chunked one; and that an instance's Connection:
+// close is honoured.
+func TestTruncatedResponse(t *testing.T) {
+	tr := startRouter(t, Config{})
+	tr.SetHosts("app", []string{"app.test"})
+	_, b := startBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		switch r.URL.Path {
+		case "/short":
+			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+		case "/chunked":
+			brw.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+		default:
+			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+		}
+		brw.Flush()
+	})
+	setBackends(t, tr.Router, "app", b)
+	for _, path := range []string{"/short", "/chunked"} {
+		req, _ := http.NewRequest("GET", "http://"+tr.addr+path, nil)
+		req.Host = "app.test"
+		res, err := testClient.Do(req)
+		if err == nil {
+			_, err = io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+		if err == nil {
+			t.Errorf("%s: the truncated body was read without error", path)
+		}
+		if o := tr.rec.last(t); o.Code != "H18" {
+			t.Errorf("%s: reported %+v", path, o)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if res, body := tr.do(t, "GET", "app.test", "/close", nil, nil); res.StatusCode != 200 || body != "ok" {
+			t.Errorf("Connection: close response %d: %d %q", i, res.StatusCode, body)
+		}
+	}
+}

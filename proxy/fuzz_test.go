@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -105,6 +106,51 @@ func FuzzParseRequest(f *testing.F) {
 			if fmt.Sprint(got[k]) != fmt.Sprint(v) {
 				t.Fatalf("%q: header %s: net/http reads %q; we read %q", data[:n], k, v, got[k])
 			}
+		}
+	})
+}
+
+// FuzzParseLeanResponse checks the fast path's response parser: every
+// response head it takes, http.ReadResponse reads the same way (status,
+// length, headers, connection reuse, where the body starts), so a pooled
+// connection to an instance cannot fall out of step.
+func FuzzParseLeanResponse(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"))
+	f.Add([]byte("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\nX-A: 1\r\nx-a: 2\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"))
+	f.Add([]byte("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\na"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h := http.Header{}
+		var r leanResponse
+		n := parseLeanResponse(data, h, &r)
+		if n == 0 {
+			if len(h) != 0 {
+				t.Fatalf("%q: refused but headers were set", data)
+			}
+			return
+		}
+		req := &http.Request{Method: "GET"}
+		res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(data)), req)
+		if err != nil {
+			t.Fatalf("took %q, net/http refuses it: %v", data[:n], err)
+		}
+		if res.StatusCode != r.status || res.ContentLength != r.contentLength || res.Close != r.close {
+			t.Fatalf("%q: net/http reads %d len %d close %v; we read %d len %d close %v",
+				data[:n], res.StatusCode, res.ContentLength, res.Close, r.status, r.contentLength, r.close)
+		}
+		want := http.Header{}
+		copyHeader(want, res.Header)
+		if fmt.Sprint(want) != fmt.Sprint(h) {
+			t.Fatalf("%q: net/http reads headers %q; we read %q", data[:n], want, h)
+		}
+		body, _ := io.ReadAll(res.Body)
+		rest := data[n:]
+		if int64(len(rest)) > r.contentLength {
+			rest = rest[:r.contentLength]
+		}
+		if !bytes.Equal(body, rest) {
+			t.Fatalf("%q: net/http reads body %q; we would read %q", data, body, rest)
 		}
 	})
 }

@@ -222,6 +222,7 @@ func TestNetHTTPServer(t *testing.T) {
 			t.Run("RequestLimits", TestRequestLimits)
 			t.Run("AbsoluteForm", TestAbsoluteFormRequest)
 			t.Run("Stale", TestStalePooledConnection)
+			t.Run("Truncated", TestTruncatedResponse)
 		})
 	}
 	testNoFastPath = false
@@ -243,4 +244,5 @@ func TestReverseProxyPath(t *testing.T) {
 	t.Run("ClientGoesAway", TestClientGoesAway)
 	t.Run("RequestLimits", TestRequestLimits)
 	t.Run("Pipelining", TestFrontEndPipeliningAndHandoff)
+	t.Run("Truncated", TestTruncatedResponse)
 }

@@ -329,3 +329,173 @@ func validHostHeader(s string) bool {
 	}
 	return true
 }
+
+// The fast path's response-head parser: it takes only the plainest
+// response (HTTP/1.1, a final status with a body, exactly one
+// Content-Length, no Transfer-Encoding, well-formed lines) and leaves
+// every other one to http.ReadResponse, before consuming anything.
+
+// leanResponse describes a response head taken by parseLeanResponse.
+type leanResponse struct {
+	status        int
+	contentLength int64
+	close         bool // Connection: close
+}
+
+// parseLeanResponse parses the response head at the start of b (which
+// must hold all of it) and reports its length, or 0 if the head is not
+// complete in b or not plain enough, in which case h is untouched. The
+// headers other than hop-by-hop ones are added to h.
+func parseLeanResponse(b []byte, h map[string][]string, r *leanResponse) int {
+	// Status line: "HTTP/1.1 " 3DIGIT [ " " reason ] CRLF.
+	if len(b) < 14 || string(b[:9]) != "HTTP/1.1 " || !isDigit(b[9]) || !isDigit(b[10]) || !isDigit(b[11]) {
+		return 0
+	}
+	status := int(b[9]-'0')*100 + int(b[10]-'0')*10 + int(b[11]-'0')
+	if status < 200 || status == 204 || status == 304 || status > 599 {
+		return 0
+	}
+	// First pass: find the end, check every line, count the fields.
+	pos := 12
+	eol := indexCRLF(b, pos)
+	if eol < 0 || eol > pos && (b[pos] != ' ' || !validReason(b[pos+1:eol])) {
+		return 0
+	}
+	pos = eol + 2
+	fields := 0
+	cl := int64(-1)
+	for {
+		eol := indexCRLF(b, pos)
+		if eol < 0 {
+			return 0
+		}
+		if eol == pos {
+			pos += 2
+			break
+		}
+		line := b[pos:eol]
+		colon := -1
+		for i, c := range line {
+			if c == ':' {
+				colon = i
+				break
+			}
+			if !tokenChars[c] {
+				return 0
+			}
+		}
+		if colon <= 0 {
+			return 0
+		}
+		value := trimOWSBytes(line[colon+1:])
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return 0
+			}
+		}
+		switch {
+		case asciiEqualFold(line[:colon], "Content-Length"):
+			n, ok := parseContentLength(string(value))
+			if !ok || cl >= 0 {
+				return 0
+			}
+			cl = n
+		case asciiEqualFold(line[:colon], "Transfer-Encoding"):
+			return 0
+		}
+		fields++
+		pos = eol + 2
+	}
+	if cl < 0 {
+		return 0
+	}
+	// Second pass: fill h from one string.
+	s := string(b[12:pos])
+	vals := make([]string, fields)
+	i := 0
+	p := strings.Index(s, "\r\n") + 2
+	*r = leanResponse{status: status, contentLength: cl}
+	for {
+		eol := strings.Index(s[p:], "\r\n") + p
+		if eol == p {
+			break
+		}
+		line := s[p:eol]
+		p = eol + 2
+		colon := strings.IndexByte(line, ':')
+		name := textproto.CanonicalMIMEHeaderKey(line[:colon])
+		value := trimOWS(line[colon+1:])
+		if name == "Connection" {
+			for _, tok := range strings.Split(value, ",") {
+				if strings.EqualFold(trimOWS(tok), "close") {
+					r.close = true
+				}
+			}
+		}
+		if skipResponseHeader[name] {
+			continue
+		}
+		if old, ok := h[name]; ok {
+			h[name] = append(old, value)
+		} else {
+			vals[i] = value
+			h[name] = vals[i : i+1 : i+1]
+			i++
+		}
+	}
+	return pos
+}
+
+func indexCRLF(b []byte, from int) int {
+	for i := from; i+1 < len(b); i++ {
+		if b[i] == '\n' {
+			return -1 // bare LF
+		}
+		if b[i] == '\r' {
+			if b[i+1] != '\n' {
+				return -1 // bare CR
+			}
+			return i
+		}
+	}
+	return -1
+}
+
+func validReason(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func trimOWSBytes(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		d := s[i]
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}
