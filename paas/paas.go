@@ -274,6 +274,7 @@ func (p *Platform) DestroyApp(ctx context.Context, name string) error {
 	if p.cfg.Logs != nil {
 		p.cfg.Logs.Forget(name)
 	}
+	p.building.Delete(name)
 	return p.cfg.Store.DeleteApp(ctx, name)
 }
 
