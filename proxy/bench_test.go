@@ -12,7 +12,8 @@ import (
 
 // BenchmarkForward compares, on loopback in one process, a GET sent
 // directly to an instance, through a stock httputil.ReverseProxy (the
-// reference), and through the Router's fast path and ReverseProxy path.
+// reference), and through the Router: its front end and fast path, its
+// fast path behind net/http's server, and its ReverseProxy path.
 // The time per operation includes the client and the instance; scripts/
 // bench-router.sh compares against nginx out of process.
 func BenchmarkForward(b *testing.B) {
@@ -37,24 +38,32 @@ func BenchmarkForward(b *testing.B) {
 	stockAddr, stopStock := serve(stock)
 	defer stopStock()
 
-	newRouter := func(noFast bool) (string, func()) {
+	newRouter := func(noFast, noFrontEnd bool) (string, func()) {
 		rt, err := New(Config{Concurrency: 1024})
 		if err != nil {
 			b.Fatal(err)
 		}
 		rt.noFastPath = noFast
+		rt.noFrontEnd = noFrontEnd
 		rt.SetHosts("app", []string{"app.test"})
 		setBackends(b, rt, "app", Backend{ID: "web.1", Addr: addr})
-		a, stop := serve(rt)
-		return a, func() { stop(); rt.Close() }
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		go rt.Serve(ln)
+		return ln.Addr().String(), func() { rt.Close() }
 	}
-	fastAddr, stopFast := newRouter(false)
+	fastAddr, stopFast := newRouter(false, false)
 	defer stopFast()
-	slowAddr, stopSlow := newRouter(true)
+	netAddr, stopNet := newRouter(false, true)
+	defer stopNet()
+	slowAddr, stopSlow := newRouter(true, true)
 	defer stopSlow()
 
 	for _, c := range []struct{ name, addr string }{
-		{"direct", addr}, {"reverseproxy", stockAddr}, {"router", fastAddr}, {"router-reverseproxy-path", slowAddr},
+		{"direct", addr}, {"reverseproxy", stockAddr}, {"router", fastAddr},
+		{"router-nethttp-server", netAddr}, {"router-reverseproxy-path", slowAddr},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -207,7 +207,11 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 		return errStale
 	}
 	// The client going away ends the wait for the response.
-	stop := context.AfterFunc(ctx, func() { tc.Conn.SetReadDeadline(time.Unix(1, 0)) })
+	watch, err := startWatch(ctx, st, tc)
+	if err != nil {
+		tc.Close()
+		return err
+	}
 
 	var (
 		res  *http.Response
@@ -229,7 +233,7 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 			res, err = http.ReadResponse(c.br, req)
 		}
 		if err != nil {
-			stop()
+			watch.end()
 			tc.Close()
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -254,7 +258,7 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 	}
 	// Stop watching the client before the connection can go back to the
 	// pool; if the watch already fired, the client is gone.
-	if !stop() {
+	if !watch.end() {
 		tc.Close()
 		return context.Canceled
 	}
@@ -314,6 +318,38 @@ func (rt *Router) roundTrip(st *reqState, b *backend, c *fconn, req *http.Reques
 	}
 	b.putConn(c, rt.cfg.MaxIdleConnsPerBackend)
 	return nil
+}
+
+// clientWatch ends the wait for an instance's response when the client
+// goes away: through the front end's own client watch, or else through
+// the request context.
+type clientWatch struct {
+	stop func() bool
+	cc   *clientConn
+	tc   *trackedConn
+}
+
+func startWatch(ctx context.Context, st *reqState, tc *trackedConn) (clientWatch, error) {
+	if w, ok := st.rw.w.(*clientWriter); ok {
+		cc := w.cc
+		cc.backend.Store(tc)
+		if err := ctx.Err(); err != nil {
+			cc.backend.CompareAndSwap(tc, nil)
+			return clientWatch{}, err
+		}
+		return clientWatch{cc: cc, tc: tc}, nil
+	}
+	stop := context.AfterFunc(ctx, func() { tc.Conn.SetReadDeadline(aLongTimeAgo) })
+	return clientWatch{stop: stop}, nil
+}
+
+// end stops watching; false means the client went away and the
+// connection's read deadline may have been cut.
+func (w clientWatch) end() bool {
+	if w.cc != nil {
+		return w.cc.backend.CompareAndSwap(w.tc, nil)
+	}
+	return w.stop()
 }
 
 func copyHeader(dst, src http.Header) {

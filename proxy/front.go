@@ -212,6 +212,9 @@ type clientConn struct {
 	watch     int
 	watchDone chan struct{}
 	watchT    *time.Timer
+	// backend is the instance connection whose response the request
+	// waits for (see startWatch).
+	backend atomic.Pointer[trackedConn]
 
 	dateSec int64
 	date    []byte
@@ -453,6 +456,9 @@ func (cc *clientConn) watchClient() {
 			return // disarmWatch ended the watch
 		}
 		cc.cancel()
+		if tc := cc.backend.Swap(nil); tc != nil {
+			tc.Conn.SetReadDeadline(aLongTimeAgo) // end the wait for its response
+		}
 	}
 }
 
