@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -304,5 +305,42 @@ func TestTruncatedResponse(t *testing.T) {
 		if res, body := tr.do(t, "GET", "app.test", "/close", nil, nil); res.StatusCode != 200 || body != "ok" {
 			t.Errorf("Connection: close response %d: %d %q", i, res.StatusCode, body)
 		}
+	}
+}
+
+// TestFrontEndLimits checks the idle timeout between requests and a head
+// that outgrows the first read buffer but not MaxHeaderBytes.
+func TestFrontEndLimits(t *testing.T) {
+	tr := startRouter(t, Config{ClientIdleTimeout: 300 * time.Millisecond, MaxHeaderBytes: 16 << 10})
+	tr.SetHosts("app", []string{"app.test"})
+	_, b := startBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strconv.Itoa(len(r.Header.Get("X-Big"))))
+	})
+	setBackends(t, tr.Router, "app", b)
+	conn, err := net.Dial("tcp", tr.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := 0; i < 3; i++ {
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: "+strings.Repeat("b", 10000)+"\r\n\r\n")
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 || string(body) != "10000" {
+			t.Fatalf("10 KB header: %d %q", res.StatusCode, body)
+		}
+		time.Sleep(100 * time.Millisecond) // idle, under the timeout
+	}
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("idle connection closed after %s, want about 300ms", d)
 	}
 }

@@ -205,7 +205,7 @@ func parseHead(s string, h *reqHead) error {
 			return errTEOnHTTP10
 		}
 	}
-	if hosts == 0 && h.minor == 1 {
+	if hosts == 0 && h.minor == 1 && h.method != "CONNECT" {
 		return errHostMissing
 	}
 	return nil
