@@ -263,7 +263,7 @@ func (cc *clientConn) serve() {
 			cc.reject(errTargetInvalid, s)
 			return
 		}
-		if !fastEligible(cc.req) {
+		if !fastEligible(cc.req) || cc.fe.acme && strings.HasPrefix(cc.url.Path, acmeChallengePath) {
 			handedOff = cc.handoff()
 			return
 		}
@@ -345,8 +345,11 @@ func (cc *clientConn) eligible() bool {
 	default:
 		return false
 	}
-	return !cc.fe.acme || !strings.HasPrefix(h.target, "/.well-known/acme-challenge/")
+	return !cc.fe.acme || !strings.HasPrefix(h.target, acmeChallengePath)
 }
+
+// acmeChallengePath is where autocert answers HTTP-01 challenges.
+const acmeChallengePath = "/.well-known/acme-challenge/"
 
 // buildRequest fills cc.req from cc.head.
 func (cc *clientConn) buildRequest() error {
@@ -358,9 +361,6 @@ func (cc *clientConn) buildRequest() error {
 		u, err := url.ParseRequestURI(h.target)
 		if err != nil {
 			return err
-		}
-		if cc.fe.acme && strings.HasPrefix(u.Path, "/.well-known/acme-challenge/") {
-			return errTargetInvalid
 		}
 		cc.url = *u
 	}

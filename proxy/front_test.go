@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/acme/autocert"
 )
 
 // smuggling lists request heads the front end must refuse, with the
@@ -342,5 +344,24 @@ func TestFrontEndLimits(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("idle connection closed after %s, want about 300ms", d)
+	}
+}
+
+// TestFrontEndACMEChallenge checks that with ACME on, HTTP-01 challenge
+// paths are left to autocert's handler (through the hand-off) while other
+// requests are routed.
+func TestFrontEndACMEChallenge(t *testing.T) {
+	tr := startRouter(t, Config{ACME: &ACME{Cache: autocert.DirCache(t.TempDir()), DirectoryURL: "http://127.0.0.1:1/directory"}})
+	tr.SetHosts("app", []string{"app.test"})
+	_, b := startBackend(t, "web.1", nil)
+	setBackends(t, tr.Router, "app", b)
+	for _, path := range []string{"/.well-known/acme-challenge/token", "/.well-known/acme%2Dchallenge/token"} {
+		res, body := tr.do(t, "GET", "app.test", path, nil, nil)
+		if res.StatusCode == 200 || body == "web.1" {
+			t.Errorf("%s reached the app: %d %q", path, res.StatusCode, body)
+		}
+	}
+	if res, body := tr.do(t, "GET", "app.test", "/", nil, nil); res.StatusCode != 200 || body != "web.1" {
+		t.Errorf("routed request: %d %q", res.StatusCode, body)
 	}
 }
