@@ -9,8 +9,12 @@
 # NGINX (/usr/sbin/nginx or $SLIPWAY_NGINX), WRK (wrk), PROFILE (unset: if
 # set to a path, the router writes a CPU profile there).
 # The cpu column is the CPU time per request of the proxy (nginx: master
-# and workers), and for "direct" that of the Go net/http backend itself,
-# a floor for any proxy built on net/http's server.
+# and workers), and for "direct" that of the Go net/http backend itself.
+# The router serves through its own HTTP/1.1 front end (Router.Serve), as
+# in production. Everything (wrk, the backend, nginx's 2 workers, the
+# router with the default GOMAXPROCS) shares the machine's cores, with no
+# pinning; on a busy machine compare the cpu column as well as req/s, and
+# use more ROUNDS.
 # The last line printed is "router/nginx rps ratio: X" (mean over CONNS of
 # the ratio of median requests/s).
 set -euo pipefail
