@@ -2,12 +2,14 @@ package buildkit
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,25 +45,101 @@ func openLayout(dir string) (content.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return retryStore{cs}, nil
+	return lockedStore{Store: cs, dir: dir}, nil
 }
 
-// retryStore waits, instead of failing, when another build is writing the
-// same blob into the layout at the same time.
-type retryStore struct{ content.Store }
+// lockedStore serializes the writers of one blob across content stores and
+// processes. containerd's local store locks an ingest only within one store
+// value, so two builders (or two processes) exporting the same layer into
+// one layout would share its ingest directory, and one would remove it
+// under the other. A flock per ref (striped over lockStripes files, so they
+// stay few) closes that gap; the second writer then finds the blob
+// committed and is told it already exists, which BuildKit takes as success.
+type lockedStore struct {
+	content.Store
+	dir string // the layout directory
+}
 
-func (s retryStore) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
+const lockStripes = 64
+
+func (s lockedStore) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
+	var wo content.WriterOpts
+	for _, o := range opts {
+		if err := o(&wo); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := lockRef(ctx, s.dir, wo.Ref)
+	if err != nil {
+		return nil, err
+	}
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
 		w, err := s.Store.Writer(ctx, opts...)
+		// Unavailable: a writer of the same ref in this store, which the
+		// lock only serializes once it is closed.
 		if !errdefs.IsUnavailable(err) {
-			return w, err
+			if err != nil {
+				lock.Close()
+				return nil, err
+			}
+			return &lockedWriter{Writer: w, lock: lock}, nil
 		}
 		select {
 		case <-ctx.Done():
+			lock.Close()
 			return nil, ctx.Err()
 		case <-time.After(delay):
 		}
 	}
+}
+
+// lockRef takes the exclusive flock of ref's stripe in dir, waiting for it
+// until ctx ends. Closing the file releases it.
+func lockRef(ctx context.Context, dir, ref string) (*os.File, error) {
+	sum := sha256.Sum256([]byte(ref))
+	path := filepath.Join(dir, "ingest-locks", fmt.Sprintf("%02d", int(sum[0])%lockStripes))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// lockedWriter releases its ref's lock once committed or closed.
+type lockedWriter struct {
+	content.Writer
+	once sync.Once
+	lock *os.File
+}
+
+func (w *lockedWriter) release() { w.once.Do(func() { w.lock.Close() }) }
+
+func (w *lockedWriter) Commit(ctx context.Context, size int64, expected digest.Digest, opts ...content.Opt) error {
+	defer w.release()
+	return w.Writer.Commit(ctx, size, expected, opts...)
+}
+
+func (w *lockedWriter) Close() error {
+	defer w.release()
+	return w.Writer.Close()
 }
 
 // updateIndex applies fn to dir/index.json under an exclusive lock: a
