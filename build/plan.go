@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"sort"
@@ -236,4 +237,29 @@ func staticPlan(f Facts) *Plan {
 		Env:       []string{"PATH=" + DefaultPath},
 		Processes: []Process{{Type: "web", Command: "exec busybox httpd -f -v -p ${PORT:-5000} -h " + root}},
 	}
+}
+
+// Prepare does what every Builder does before it builds: it validates req,
+// makes its source ready (see PrepareSource), detects the language and
+// plans the build. On success the caller must Close the returned source; on
+// failure it is already cleaned up.
+func Prepare(ctx context.Context, req Request, opts SourceOptions) (*PreparedSource, *Plan, error) {
+	if err := req.Validate(); err != nil {
+		return nil, nil, err
+	}
+	src, err := PrepareSource(ctx, req.Source, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	facts, err := ReadFacts(src.Dir)
+	if err != nil {
+		src.Close()
+		return nil, nil, err
+	}
+	plan, err := NewPlan(facts)
+	if err != nil {
+		src.Close()
+		return nil, nil, err
+	}
+	return src, plan, nil
 }

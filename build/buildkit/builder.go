@@ -163,22 +163,11 @@ func (b *Builder) BuildWithStatus(ctx context.Context, req build.Request, ch cha
 		}
 	}()
 	start := time.Now()
-	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	src, err := build.PrepareSource(ctx, req.Source, b.cfg.Source)
+	src, plan, err := build.Prepare(ctx, req, b.cfg.Source)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	facts, err := build.ReadFacts(src.Dir)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := build.NewPlan(facts)
-	if err != nil {
-		return nil, err
-	}
 	b.log.InfoContext(ctx, "building", "app", req.App, "strategy", plan.Strategy, "image", req.ImageName())
 
 	// The frontend reads the Dockerfile from an unfiltered view, so that
@@ -282,7 +271,7 @@ func (j *job) classify(ctx context.Context, tr *tracker, err error) error {
 		return pe
 	}
 	if v := tr.failed(); v != nil {
-		return &build.StepError{Step: v.name, Log: append([]string(nil), v.tail...), Err: err}
+		return &build.StepError{Step: v.name, Log: v.stepLog(), Err: err}
 	}
 	return fmt.Errorf("buildkit: %w", err)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,14 +49,44 @@ func TestTrackerLinesAndTail(t *testing.T) {
 		t.Errorf("unterminated data not flushed at completion: %+v", got[len(got)-2])
 	}
 	v := tr.failed()
-	if v == nil || v.name != "go build" || len(v.tail) != build.StepLogLines || v.tail[len(v.tail)-1] != "unterminated" {
+	if v == nil || v.name != "go build" {
 		t.Fatalf("failed vertex = %+v", v)
+	}
+	if log := v.stepLog(); len(log) != build.StepLogLines || log[len(log)-1] != "unterminated" {
+		t.Fatalf("step log = %q", log)
 	}
 	if steps, cached := tr.counts(); steps != 2 || cached != 1 {
 		t.Errorf("counts = %d/%d, want 2 steps, 1 cached", steps, cached)
 	}
 	if !strings.Contains(text.String(), "[go build] line 29\n") {
 		t.Errorf("writer output lacks rendered lines:\n%s", text.String())
+	}
+}
+
+// A step's stderr reaches the StepError even when its stdout, a separate
+// stream, arrives after it and would push it out of a plain tail.
+func TestStepLogKeepsStderr(t *testing.T) {
+	tr := newTracker(build.Request{})
+	d := digest.FromString("run")
+	t0 := time.Now()
+	tr.update(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: d, Name: "RUN make", Started: &t0}}})
+	tr.update(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: d, Stream: 1, Data: []byte("compiling\n")}}})
+	tr.update(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: d, Stream: 2, Data: []byte("error: broken\n")}}})
+	var many strings.Builder
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&many, "out %d\n", i)
+	}
+	tr.update(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: d, Stream: 1, Data: []byte(many.String())}}})
+	tr.update(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: d, Name: "RUN make", Started: &t0, Completed: &t0, Error: "exit code: 3"}}})
+	log := tr.failed().stepLog()
+	if len(log) != build.StepLogLines {
+		t.Fatalf("step log has %d lines, want %d: %q", len(log), build.StepLogLines, log)
+	}
+	if log[0] != "error: broken" || log[len(log)-1] != "out 39" {
+		t.Errorf("step log = %q, want the stderr line first (it came first) and stdout's last line last", log)
+	}
+	if slices.Contains(log, "compiling") || slices.Contains(log, "out 20") {
+		t.Errorf("step log keeps old stdout lines: %q", log)
 	}
 }
 

@@ -3,6 +3,7 @@ package buildkit
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +30,40 @@ type vertex struct {
 	cached    bool
 	err       string
 	partial   map[int]string // unterminated log data per stream
-	tail      []string       // last build.StepLogLines lines
+	seq       int            // lines logged so far
+	tail      []logLine      // last build.StepLogLines lines of any stream
+	errTail   []logLine      // last build.StepLogLines/2 lines of stderr
+}
+
+type logLine struct {
+	seq  int
+	text string
+}
+
+// stderrStream is BuildKit's stream number for a step's standard error.
+const stderrStream = 2
+
+// stepLog returns the step's last lines for a StepError: the last lines of
+// its output, and always the last lines of its standard error. BuildKit
+// delivers stdout and stderr as separate streams with no order between
+// them, so a step's final error message may arrive before the end of its
+// stdout and fall out of a plain tail; it is what a user needs most.
+func (v *vertex) stepLog() []string {
+	all := append(append([]logLine(nil), v.errTail...), v.tail...)
+	slices.SortFunc(all, func(a, b logLine) int { return a.seq - b.seq })
+	all = slices.CompactFunc(all, func(a, b logLine) bool { return a.seq == b.seq })
+	for len(all) > build.StepLogLines {
+		// Drop the oldest line that is not in the stderr tail.
+		i := slices.IndexFunc(all, func(l logLine) bool {
+			return !slices.ContainsFunc(v.errTail, func(e logLine) bool { return e.seq == l.seq })
+		})
+		all = slices.Delete(all, i, i+1)
+	}
+	out := make([]string, len(all))
+	for i, l := range all {
+		out[i] = l.text
+	}
+	return out
 }
 
 func newTracker(req build.Request) *tracker {
@@ -91,7 +125,7 @@ func (t *tracker) update(s *client.SolveStatus) {
 		lines := strings.Split(data, "\n")
 		v.partial[l.Stream] = lines[len(lines)-1]
 		for _, line := range lines[:len(lines)-1] {
-			t.logLine(v, strings.TrimRight(line, "\r"), l.Timestamp)
+			t.logLine(v, l.Stream, strings.TrimRight(line, "\r"), l.Timestamp)
 		}
 	}
 }
@@ -99,18 +133,27 @@ func (t *tracker) update(s *client.SolveStatus) {
 func (t *tracker) flush(v *vertex, at time.Time) {
 	for stream, p := range v.partial {
 		if p != "" {
-			t.logLine(v, p, at)
+			t.logLine(v, stream, p, at)
 		}
 		delete(v.partial, stream)
 	}
 }
 
-func (t *tracker) logLine(v *vertex, line string, at time.Time) {
-	v.tail = append(v.tail, line)
-	if len(v.tail) > build.StepLogLines {
-		v.tail = v.tail[len(v.tail)-build.StepLogLines:]
+func (t *tracker) logLine(v *vertex, stream int, line string, at time.Time) {
+	v.seq++
+	l := logLine{seq: v.seq, text: line}
+	v.tail = keepLast(append(v.tail, l), build.StepLogLines)
+	if stream == stderrStream {
+		v.errTail = keepLast(append(v.errTail, l), build.StepLogLines/2)
 	}
 	t.emit(build.ProgressLine{Step: v.name, Message: line, Time: at})
+}
+
+func keepLast(ls []logLine, n int) []logLine {
+	if len(ls) > n {
+		return ls[len(ls)-n:]
+	}
+	return ls
 }
 
 // counts returns how many steps completed and how many of them were cached.

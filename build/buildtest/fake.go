@@ -29,22 +29,11 @@ var _ build.Builder = (*Fake)(nil)
 // Build implements build.Builder.
 func (f *Fake) Build(ctx context.Context, req build.Request) (*build.Result, error) {
 	start := time.Now()
-	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	src, err := build.PrepareSource(ctx, req.Source, f.Source)
+	src, plan, err := build.Prepare(ctx, req, f.Source)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	facts, err := build.ReadFacts(src.Dir)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := build.NewPlan(facts)
-	if err != nil {
-		return nil, err
-	}
 	h := sha256.New()
 	err = filepath.WalkDir(src.Dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
