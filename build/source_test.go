@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/slipwayhq/slipway/build"
+
+	"github.com/slipwayhq/slipway/internal/testenv"
 )
 
 func prepare(t *testing.T, dir string, opts build.SourceOptions) (*build.PreparedSource, error) {
@@ -66,12 +68,12 @@ func TestPrepareSourceDirUnsafe(t *testing.T) {
 		},
 		"fifo": func(t *testing.T, dir string) {
 			if err := syscall.Mkfifo(filepath.Join(dir, "pipe"), 0o644); err != nil {
-				t.Skip("mkfifo:", err)
+				testenv.Missing(t, "mkfifo: "+err.Error())
 			}
 		},
 		"device file": func(t *testing.T, dir string) {
 			if err := syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
-				t.Skip("mknod needs root:", err)
+				testenv.Missing(t, "mknod needs root: "+err.Error())
 			}
 		},
 	}

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/slipwayhq/slipway/internal/testenv"
 )
 
 func TestRoutingByHost(t *testing.T) {
@@ -158,7 +160,7 @@ func TestHeaders(t *testing.T) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
 	c, err := d.Dial("tcp", tr.addr)
 	if err != nil {
-		t.Skipf("cannot bind 127.0.0.2: %v", err)
+		testenv.Missing(t, "cannot bind 127.0.0.2: "+err.Error())
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n\r\n")

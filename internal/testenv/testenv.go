@@ -46,6 +46,17 @@ func Get(tb testing.TB, name string) string {
 	return ""
 }
 
+// Missing ends the test for want of something the machine lacks (a tool, a
+// privilege, an address): a skip with msg locally, a failure under
+// CI=true, where the set-up scripts provide everything.
+func Missing(tb testing.TB, msg string) {
+	tb.Helper()
+	if CI() {
+		tb.Fatal(msg)
+	}
+	tb.Skip(msg)
+}
+
 // Root ends the test unless it runs as root, which runc and buildkitd need.
 func Root(tb testing.TB) {
 	tb.Helper()

@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	"github.com/slipwayhq/slipway/paas/gitpush"
+
+	"github.com/slipwayhq/slipway/internal/testenv"
 )
 
 const token = "s3cret-token"
@@ -32,7 +34,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
+		testenv.Missing(t, "git is not installed (scripts/services.sh installs it)")
 	}
 	f := &fixture{t: t, root: t.TempDir()}
 	s := &gitpush.Server{
@@ -269,7 +271,7 @@ func TestConcurrentPushesToOneApp(t *testing.T) {
 
 func TestPushSizeLimit(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
+		testenv.Missing(t, "git is not installed (scripts/services.sh installs it)")
 	}
 	s := &gitpush.Server{Root: t.TempDir(), MaxPushBytes: 64 << 10,
 		Deploy: func(context.Context, *gitpush.Push) error { return nil }}
