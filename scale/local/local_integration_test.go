@@ -152,7 +152,13 @@ func open(tb testing.TB, cfg local.Config) *local.Scheduler {
 }
 
 func TestConformance(t *testing.T) {
-	cfg := config(t)
+	runConformance(t, config(t))
+}
+
+// runConformance runs the scheduler conformance suite on schedulers opened
+// with cfg (each in its own state directory; Reopen keeps it), then checks
+// that nothing was left behind.
+func runConformance(t *testing.T, cfg local.Config) {
 	var mu sync.Mutex
 	configs := map[scale.Scheduler]local.Config{}
 	scaletest.Run(t, scaletest.Harness{
@@ -627,29 +633,7 @@ func TestIsolatedNetworkConformance(t *testing.T) {
 	cfg := config(t)
 	cfg.Network = local.IsolatedNetwork
 	cfg.Subnet = netip.MustParsePrefix("10.213.128.0/20")
-	var mu sync.Mutex
-	configs := map[scale.Scheduler]local.Config{}
-	scaletest.Run(t, scaletest.Harness{
-		New: func(t *testing.T) scale.Scheduler {
-			c := cfg
-			c.StateDir = t.TempDir()
-			s := open(t, c)
-			mu.Lock()
-			configs[s] = c
-			mu.Unlock()
-			return s
-		},
-		Reopen: func(t *testing.T, old scale.Scheduler) scale.Scheduler {
-			mu.Lock()
-			c := configs[old]
-			mu.Unlock()
-			return open(t, c)
-		},
-		Image:          scale.Image{Ref: "test"},
-		NoCommandImage: scale.Image{Ref: "nocmd"},
-		Programs:       testPrograms,
-	})
-	checkNoLeftovers(t, cfg)
+	runConformance(t, cfg)
 	if ns, _ := filepath.Glob("/run/netns/slipway-*"); len(ns) != 0 {
 		t.Errorf("network namespaces left: %v", ns)
 	}
