@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -799,6 +798,22 @@ func (m *Manager) route(ctx context.Context, a App, r Release) (StepResult, erro
 	return m.routeWhere(ctx, a, r, nil)
 }
 
+// WebRoute returns the route of an app's release over insts: its web
+// instances that are up, healthy and have an address, sorted by ID. It is
+// the one rule for which instances take traffic, for the Manager's switches
+// and for whoever keeps a router in step between deploys.
+func WebRoute(app string, version int, insts []scale.Instance) Route {
+	rt := Route{App: app, Release: version}
+	for _, in := range insts {
+		if in.App == app && in.Release == version && in.ProcessType == "web" &&
+			in.State == scale.StateUp && in.Healthy && in.Addr != "" {
+			rt.Backends = append(rt.Backends, Backend{ID: in.ID, Addr: in.Addr})
+		}
+	}
+	slices.SortFunc(rt.Backends, func(a, b Backend) int { return strings.Compare(a.ID, b.ID) })
+	return rt
+}
+
 // routeWhere points the app's traffic at r's healthy web instances that
 // keep says to keep (all when keep is nil).
 func (m *Manager) routeWhere(ctx context.Context, a App, r Release, keep func(scale.Instance) bool) (StepResult, error) {
@@ -811,15 +826,10 @@ func (m *Manager) routeWhere(ctx context.Context, a App, r Release, keep func(sc
 		if err != nil {
 			return StepResult{}, err
 		}
-		for _, in := range insts {
-			if keep != nil && !keep(in) {
-				continue
-			}
-			if in.State == scale.StateUp && in.Healthy && in.Addr != "" {
-				rt.Backends = append(rt.Backends, Backend{ID: in.ID, Addr: in.Addr})
-			}
+		if keep != nil {
+			insts = slices.DeleteFunc(insts, func(in scale.Instance) bool { return !keep(in) })
 		}
-		sort.Slice(rt.Backends, func(i, j int) bool { return rt.Backends[i].ID < rt.Backends[j].ID })
+		rt = WebRoute(a.Name, r.Version, insts)
 		if len(rt.Backends) == 0 {
 			return StepResult{Reason: "no healthy web instance to switch traffic to"}, nil
 		}
