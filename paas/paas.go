@@ -392,13 +392,9 @@ func (p *Platform) Scale(ctx context.Context, app string, counts map[string]int)
 		ps.Count = counts[t]
 		procs = append(procs, ps)
 	}
-	if err := p.mgr.Scale(ctx, app, procs...); err != nil {
-		return err
-	}
-	if p.traffic != nil && a.Current > 0 {
-		p.traffic.kick()
-	}
-	return nil
+	// The manager routes new web instances once healthy and takes those
+	// that go out of the route first.
+	return p.mgr.Scale(ctx, app, procs...)
 }
 
 // Releases lists the app's releases, newest first, at most limit (0: all).

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -77,7 +76,6 @@ type traffic struct {
 
 	mu     sync.Mutex
 	routed map[string]*routeState
-	kickc  chan struct{}
 }
 
 var _ release.Traffic = (*traffic)(nil)
@@ -129,23 +127,7 @@ func (t *traffic) adopt(ctx context.Context, app string, version int) {
 	t.sync(ctx, app, st)
 }
 
-func (t *traffic) kick() {
-	t.mu.Lock()
-	c := t.kickc
-	t.mu.Unlock()
-	if c != nil {
-		select {
-		case c <- struct{}{}:
-		default:
-		}
-	}
-}
-
 func (t *traffic) loop(ctx context.Context, every time.Duration) {
-	kick := make(chan struct{}, 1)
-	t.mu.Lock()
-	t.kickc = kick
-	t.mu.Unlock()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -153,7 +135,6 @@ func (t *traffic) loop(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-kick:
 		}
 		t.mu.Lock()
 		apps := make(map[string]*routeState, len(t.routed))
@@ -188,17 +169,8 @@ func (t *traffic) sync(ctx context.Context, app string, st *routeState) {
 		t.log.Warn("paas: route sync: list instances", "app", app, "err", err)
 		return
 	}
-	var bs []release.Backend
-	for _, in := range is {
-		if in.State == scale.StateUp && in.Healthy && in.Addr != "" {
-			bs = append(bs, release.Backend{ID: in.ID, Addr: in.Addr})
-		}
-	}
-	if len(bs) == 0 {
-		return
-	}
-	slices.SortFunc(bs, func(a, b release.Backend) int { return strings.Compare(a.ID, b.ID) })
-	if slices.Equal(bs, st.backends) {
+	bs := release.WebRoute(app, st.release, is).Backends
+	if len(bs) == 0 || slices.Equal(bs, st.backends) {
 		return
 	}
 	if err := t.router.SetBackends(ctx, app, bs); err != nil {
