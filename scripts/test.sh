@@ -62,8 +62,7 @@ if [ "$mode" = all ]; then
 		# fuzzing engine stalls.
 		timeout --kill-after=10s 300s go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "$pkg" >"$OUT/fuzz.log" 2>&1 ||
 			{ cat "$OUT/fuzz.log" >&2; log "fuzz $pkg $target failed"; status=1; }
-	done < <(git grep -h -o -E '^func (Fuzz[A-Za-z0-9_]*)\(' -- '*_test.go' >/dev/null 2>&1 &&
-		git grep -o -E '^func Fuzz[A-Za-z0-9_]*\(' -- '*_test.go' | sed -E 's/^([^:]*):func (Fuzz[A-Za-z0-9_]*)\(/\1:\2/')
+	done < <(git grep -o -E '^func Fuzz[A-Za-z0-9_]*\(' -- '*_test.go' | sed -E 's/^([^:]*):func (Fuzz[A-Za-z0-9_]*)\(/\1:\2/')
 fi
 
 step "summary"

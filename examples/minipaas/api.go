@@ -209,7 +209,6 @@ type appInfo struct {
 	Current   int       `json:"current"`
 	Latest    int       `json:"latest"`
 	CreatedAt time.Time `json:"created_at"`
-	URL       string    `json:"url"`
 }
 
 func (a *api) listApps(w http.ResponseWriter, r *http.Request) {
