@@ -50,8 +50,18 @@ build_tools() {
 	go_build_tool pebble "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" github.com/letsencrypt/pebble/v2/cmd/pebble "$BIN_PEBBLE"
 }
 
-# alive PIDFILE: whether the process named in PIDFILE runs.
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# started_at PID: the process's start time in clock ticks since boot (field 22
+# of /proc/PID/stat), which tells a process from a later one given its number.
+started_at() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+
+# alive PIDFILE: whether the process recorded in PIDFILE ("PID STARTTIME") still
+# runs. A machine restored from a snapshot can carry stale pid files whose
+# numbers now belong to someone else; the start time tells them apart.
+alive() {
+	local pid start
+	[ -f "$1" ] && read -r pid start <"$1" || return 1
+	[ -n "$pid" ] && [ -n "$start" ] && [ "$(started_at "$pid")" = "$start" ]
+}
 
 # daemon NAME PIDFILE LOGFILE CMD...: starts CMD in its own session unless running.
 daemon() {
@@ -60,7 +70,7 @@ daemon() {
 	if alive "$pidfile"; then return 0; fi
 	log "starting $name"
 	setsid "$@" </dev/null >>"$logfile" 2>&1 &
-	echo $! >"$pidfile"
+	echo "$! $(started_at $!)" >"$pidfile"
 }
 
 start_buildkitd() {
@@ -180,9 +190,11 @@ stop_all() {
 	local f
 	for f in "$BK_DIR/pid" "$REG_DIR/pid" "$REDIS_DIR/pid"; do
 		if alive "$f"; then
-			kill "$(cat "$f")" 2>/dev/null || true
+			local pid _start
+			read -r pid _start <"$f"
+			kill "$pid" 2>/dev/null || true
 			for _ in $(seq 50); do alive "$f" || break; sleep 0.1; done
-			alive "$f" && kill -9 "$(cat "$f")" 2>/dev/null || true
+			alive "$f" && kill -9 "$pid" 2>/dev/null || true
 		fi
 		rm -f "$f"
 	done
@@ -196,14 +208,18 @@ main() {
 	mkdir -p "$SLIPWAY_STATE"
 	case "${1:-start}" in
 	start)
-		install_packages
-		build_tools
-		start_postgres
-		start_redis
-		start_buildkitd
-		start_registry
-		build_stacks
-		write_env
+		# Stdout carries only the answer, the env file's path: what the tools
+		# print (pg_ctlcluster's "Removed stale pid file.", say) goes to stderr.
+		{
+			install_packages
+			build_tools
+			start_postgres
+			start_redis
+			start_buildkitd
+			start_registry
+			build_stacks
+			write_env
+		} >&2
 		echo "$ENV_FILE"
 		;;
 	stop) stop_all ;;
