@@ -46,6 +46,12 @@ type Config struct {
 	PidsLimit int64
 	// Network says how instances are networked. Zero is HostNetwork.
 	Network Network
+	// Ports is where HostNetwork takes each web instance's port. The zero
+	// value means 20000-29999: below Linux's ephemeral range (32768-60999),
+	// so that neither the source port of an outgoing connection nor another
+	// program's listener on port 0 takes an instance's port between its
+	// allocation and the app's listen, or while the instance restarts.
+	Ports PortRange
 	// Subnet is where IsolatedNetwork takes a /30 per instance. Schedulers
 	// on one machine need subnets of their own. The zero value means
 	// 10.213.0.0/16.
@@ -68,6 +74,11 @@ type Config struct {
 	Events observe.EventSink
 	// Logger receives the scheduler's own diagnostics. Nil means silent.
 	Logger *slog.Logger
+}
+
+// PortRange is an inclusive range of TCP ports.
+type PortRange struct {
+	First, Last int
 }
 
 // Backoff paces restarts: the first restart after a crash is immediate, the
@@ -108,6 +119,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("local: unknown Config.Network %d", c.Network)
 	case c.Subnet.IsValid() && (!c.Subnet.Addr().Is4() || c.Subnet.Bits() > 29):
 		return errors.New("local: Config.Subnet must be an IPv4 prefix of /29 or wider")
+	case c.Ports != (PortRange{}) && (c.Ports.First < 1 || c.Ports.Last > 65535 || c.Ports.First > c.Ports.Last):
+		return fmt.Errorf("local: Config.Ports %d-%d is not a range of TCP ports", c.Ports.First, c.Ports.Last)
 	case c.Backoff.Initial < 0 || c.Backoff.Max < 0 || c.HealthInterval < 0 || c.MaxLogFileBytes < 0:
 		return errors.New("local: negative duration or size in Config")
 	}
@@ -126,6 +139,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CgroupParent == "" {
 		c.CgroupParent = "slipway"
+	}
+	if c.Ports == (PortRange{}) {
+		c.Ports = PortRange{First: 20000, Last: 29999}
 	}
 	if !c.Subnet.IsValid() {
 		c.Subnet = defaultSubnet

@@ -58,8 +58,8 @@
 // kernel, contained only by namespaces and capabilities.
 //
 // With HostNetwork (the default) instances share the host's network
-// namespace: each web instance listens on a free port of 127.0.0.1 given in
-// PORT, and every instance can reach every port on the machine, including
+// namespace: each web instance listens on a free port of Config.Ports
+// (20000-29999 unless set) given in PORT, and every instance can reach every port on the machine, including
 // other apps' instances and the control plane's own. This suits one team's
 // trusted apps on one machine, as with Heroku-style single-tenant hosts; it
 // does not isolate mutually hostile tenants. With IsolatedNetwork each

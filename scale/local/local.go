@@ -7,10 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -136,22 +136,27 @@ func (s *Scheduler) appLock(app string) *sync.Mutex {
 	return l
 }
 
-// allocPort returns a free loopback port no instance has. Call with s.mu
-// held.
+// allocPort returns a port of Config.Ports that no instance has and nothing
+// listens on, trying them in order from a random one (so that schedulers
+// sharing a machine rarely try the same port at once). Call with s.mu held.
 func (s *Scheduler) allocPort() (int, error) {
-	for i := 0; i < 100; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r := s.cfg.Ports
+	n := r.Last - r.First + 1
+	off := mathrand.IntN(n)
+	for i := 0; i < n; i++ {
+		p := r.First + (off+i)%n
+		if s.ports[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err != nil {
-			return 0, fmt.Errorf("local: finding a free port: %w", err)
+			continue // taken by someone else
 		}
-		p := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		if !s.ports[p] {
-			s.ports[p] = true
-			return p, nil
-		}
+		s.ports[p] = true
+		return p, nil
 	}
-	return 0, errors.New("local: no free port")
+	return 0, fmt.Errorf("local: no free port left in %d-%d", r.First, r.Last)
 }
 
 // stateHash names a state directory in cgroup and network namespace names.

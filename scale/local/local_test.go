@@ -3,6 +3,7 @@ package local
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -145,7 +146,44 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{StateDir: "/s", Images: "/i"}).Validate(); err != nil {
 		t.Fatal(err)
 	}
+	for _, r := range []PortRange{{0, 100}, {100, 65536}, {200, 100}, {-1, 5}} {
+		if err := (Config{StateDir: "/s", Images: "/i", Ports: r}).Validate(); err == nil {
+			t.Errorf("Ports %v accepted", r)
+		}
+	}
+	if err := (Config{StateDir: "/s", Images: "/i", Ports: PortRange{7000, 7000}}).Validate(); err != nil {
+		t.Errorf("a one-port range: %v", err)
+	}
 	if _, err := New(Config{StateDir: t.TempDir(), Images: t.TempDir(), Runc: "/nonexistent/runc"}); err == nil {
 		t.Fatal("New accepted a missing runc")
+	}
+}
+
+func TestAllocPort(t *testing.T) {
+	// Two ports, one of them taken by another program: the scheduler gets
+	// the other, then runs out rather than handing out a port in use.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	p := taken.Addr().(*net.TCPAddr).Port
+	free := p + 1
+	if p == 65535 {
+		free = p - 1
+	}
+	s := &Scheduler{cfg: Config{Ports: PortRange{min(p, free), max(p, free)}}, ports: map[int]bool{}}
+	for i := 0; i < 2; i++ { // both orders of the random start
+		got, err := s.allocPort()
+		if err != nil {
+			t.Skipf("port %d is not free on this machine: %v", free, err)
+		}
+		if got != free {
+			t.Fatalf("allocPort = %d, want %d (%d is taken)", got, free, p)
+		}
+		if _, err := s.allocPort(); err == nil {
+			t.Fatal("allocPort found a third port in a range of two")
+		}
+		delete(s.ports, got)
 	}
 }
