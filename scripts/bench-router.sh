@@ -5,7 +5,11 @@
 # shared machine spreads over all three. Stops by itself (about
 # ROUNDS * len(CONNS) * 3 * DURATION seconds, 90 s by default).
 #
-# Environment: ROUNDS (3), CONNS ("64 256"), DURATION (5s), THREADS (2),
+# Throughput is compared at CONNS connections; added latency is read at
+# LATENCY_CONNS (one connection by default: an unloaded proxy, where the p50
+# is the proxy's own hop rather than queueing behind a saturated core).
+#
+# Environment: ROUNDS (3), CONNS ("64 256"), LATENCY_CONNS (1), DURATION (5s), THREADS (2),
 # NGINX (/usr/sbin/nginx or $SLIPWAY_NGINX), WRK (wrk), PROFILE (unset: if
 # set to a path, the router writes a CPU profile there).
 # The cpu column is the CPU time per request of the proxy (nginx: master
@@ -22,6 +26,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-"64 256"}
+LATENCY_CONNS=${LATENCY_CONNS:-1}
 DURATION=${DURATION:-5s}
 THREADS=${THREADS:-2}
 NGINX=${NGINX:-${SLIPWAY_NGINX:-/usr/sbin/nginx}}
@@ -141,7 +146,7 @@ run() { # run NAME PORT CONNS PID...
 	shift 3
 	local before after out rps p50 p99 reqs cpu
 	before=$(cpu_ticks "$@")
-	out=$(timeout 60 "$WRK" -t"$THREADS" -c"$conns" -d"$DURATION" --latency -H "Host: $HOST" "http://127.0.0.1:$port/")
+	out=$(timeout 60 "$WRK" -t"$((conns < THREADS ? conns : THREADS))" -c"$conns" -d"$DURATION" --latency -H "Host: $HOST" "http://127.0.0.1:$port/")
 	after=$(cpu_ticks "$@")
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -155,7 +160,7 @@ run() { # run NAME PORT CONNS PID...
 
 for ((round = 1; round <= ROUNDS; round++)); do
 	echo "round $round/$ROUNDS" >&2
-	for c in $CONNS; do
+	for c in $LATENCY_CONNS $CONNS; do
 		run direct "$BPORT" "$c" "$BACKEND_PID"
 		run nginx "$NPORT" "$c" "$NGINX_PID"
 		run slipway "$RPORT" "$c" "$ROUTER_PID"
@@ -166,7 +171,7 @@ echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wr
 printf '%-8s %-6s %12s %10s %10s %14s\n' target conns "req/s" "p50 ms" "p99 ms" "cpu us/req"
 median() { sort -g | awk '{a[NR] = $1} END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 declare -A MED
-for c in $CONNS; do
+for c in $LATENCY_CONNS $CONNS; do
 	for t in direct nginx slipway; do
 		for col in 3 4 5 6; do
 			MED[$t,$c,$col]=$(awk -v t=$t -v c="$c" -v col=$col '$1 == t && $2 == c {print $col}' "$RESULTS" | median)
@@ -174,6 +179,11 @@ for c in $CONNS; do
 		cpu=${MED[$t,$c,6]}
 		printf '%-8s %-6s %12s %10s %10s %14s\n' "$t" "$c" "${MED[$t,$c,3]}" "${MED[$t,$c,4]}" "${MED[$t,$c,5]}" "$cpu"
 	done
+done
+for c in $LATENCY_CONNS; do
+	add=$(awk -v a="${MED[slipway,$c,4]}" -v b="${MED[direct,$c,4]}" 'BEGIN { printf "%.3f", a - b }')
+	addn=$(awk -v a="${MED[nginx,$c,4]}" -v b="${MED[direct,$c,4]}" 'BEGIN { printf "%.3f", a - b }')
+	echo "c=$c (latency): added p50 over direct: router $add ms, nginx $addn ms"
 done
 sum=0
 for c in $CONNS; do
