@@ -106,8 +106,24 @@ type ManagerConfig struct {
 	// WatchWindow is how long new instances are watched after the switch;
 	// if they turn unhealthy meanwhile the Manager rolls back by itself.
 	// Zero means 30 s; negative turns the watch off. The deploy (and its
-	// lease) lasts until the window ends.
+	// lease) lasts until the window ends; unless WatchInBackground is set,
+	// so does the call that deploys.
 	WatchWindow time.Duration
+	// WatchInBackground makes Deploy, SetConfig and Rollback return once
+	// the new release serves (traffic switched, old instances retired),
+	// with the release and a nil error, as Heroku and Dokku do. The watch
+	// goes on in a goroutine of the Manager that keeps the app's lease
+	// and journals every step as a foreground deploy does; an automatic
+	// rollback it makes is only reported through Events and Logger
+	// (EventDeployFailed for the watched release, EventRollback, then the
+	// rollback's own EventDeploySucceeded or EventDeployFailed).
+	//
+	// The app's next change through this Manager (Deploy, SetConfig,
+	// Rollback, Scale) or EndWatch first ends the watch: its release counts
+	// as deployed, since only the newest release is watched. Another
+	// Manager sharing the Store gets ErrDeployInProgress until the watch
+	// ends, as during any deploy. Close ends every watch; see Close.
+	WatchInBackground bool
 	// UnhealthyPolls is how many polls in a row must find a new instance
 	// unhealthy during the watch to roll back; zero means 3.
 	UnhealthyPolls int
@@ -122,14 +138,17 @@ type ManagerConfig struct {
 	Events     observe.EventSink // nil: none
 	// Logs, if not nil, receives the release phase's output line by line
 	// (Source observe.SourceRelease; lines longer than 4 KiB are split).
-	Logs   observe.LogSink
-	OnStep func(d Deploy)   // called after every journal write; nil: none
+	Logs observe.LogSink
+	// OnStep is called after every journal write, also from background
+	// watches (so from several goroutines at once); nil: none.
+	OnStep func(d Deploy)
 	Now    func() time.Time // nil: time.Now
 }
 
 // Manager creates and deploys releases. It is safe for concurrent use;
 // deploys of one app are serialized by a lease in the Store, so several
-// Managers (control planes) can share a Store.
+// Managers (control planes) can share a Store. With
+// ManagerConfig.WatchInBackground it runs goroutines: Close it when done.
 type Manager struct {
 	cfg    ManagerConfig
 	store  Store
@@ -137,9 +156,29 @@ type Manager struct {
 	log    *slog.Logger
 	client *http.Client
 
-	mu   sync.Mutex
-	busy map[string]bool
+	// base is the parent of background watches' contexts; Close ends it.
+	base     context.Context
+	endBase  context.CancelCauseFunc
+	watchers sync.WaitGroup
+
+	mu      sync.Mutex
+	busy    map[string]bool     // apps whose lease a call of this Manager holds
+	watches map[string]*watcher // apps whose lease a background watch holds
+	closed  bool
 }
+
+// watcher is a background watch of one app's deploy.
+type watcher struct {
+	end  context.CancelCauseFunc // ends the watch step; the cause says why
+	done chan struct{}           // closed once the lease is given back
+}
+
+// errMovedOn ends a background watch because the app changes again: the
+// watched release counts as deployed.
+var errMovedOn = errors.New("release: the app changed again before the watch ended")
+
+// errManagerClosed ends background watches at Close.
+var errManagerClosed = errors.New("release: manager closed")
 
 // NewManager checks cfg and returns a Manager.
 func NewManager(cfg ManagerConfig) (*Manager, error) {
@@ -182,7 +221,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Manager{cfg: cfg, store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger, client: h.Client, busy: map[string]bool{}}
+	m := &Manager{cfg: cfg, store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger, client: h.Client,
+		busy: map[string]bool{}, watches: map[string]*watcher{}}
+	m.base, m.endBase = context.WithCancelCause(context.Background())
 	if m.log == nil {
 		m.log = slog.New(discardHandler{})
 	}
@@ -410,52 +451,249 @@ func hasProcess(r Release, t string) bool {
 }
 
 // withLease runs fn holding the app's deploy lease, renewed meanwhile.
-// Before fn, it finishes a deploy the journal shows unfinished (one whose
-// control plane died).
+// Before fn, it ends a background watch of the app (see
+// ManagerConfig.WatchInBackground) and finishes a deploy the journal shows
+// unfinished (one whose control plane died).
 func (m *Manager) withLease(ctx context.Context, app string, fn func(ctx context.Context, l Lease) error) error {
-	m.mu.Lock()
-	if m.busy[app] {
-		m.mu.Unlock()
-		return &LeaseError{App: app, Owner: m.cfg.Owner}
+	return m.leased(ctx, app, false, func(ctx context.Context, l Lease) (*Deploy, error) { return nil, fn(ctx, l) })
+}
+
+// leased is withLease for deploys: when fn returns a journal at StepWatch,
+// the lease goes to a background watch of it instead of being given back.
+// recovering is Recover's call: it leaves background watches alone and
+// resumes an unfinished watch in the foreground.
+func (m *Manager) leased(ctx context.Context, app string, recovering bool, fn func(ctx context.Context, l Lease) (*Deploy, error)) error {
+	if err := m.claim(ctx, app, !recovering); err != nil {
+		return err
 	}
-	m.busy[app] = true
-	m.mu.Unlock()
+	handedOff := false
 	defer func() {
-		m.mu.Lock()
-		delete(m.busy, app)
-		m.mu.Unlock()
+		if !handedOff {
+			m.mu.Lock()
+			delete(m.busy, app)
+			m.mu.Unlock()
+		}
 	}()
 	l, err := m.store.AcquireLease(ctx, app, m.cfg.Owner, m.cfg.LeaseTTL)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	stop := make(chan struct{})
-	go func() {
-		defer wg.Done()
-		m.renew(ctx, l, stop, cancel)
-	}()
+	stopRenew := m.renewing(ctx, l, cancel)
 	defer func() {
-		close(stop)
-		wg.Wait()
+		stopRenew()
 		cancel(nil)
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer rcancel()
-		if err := m.store.ReleaseLease(rctx, l); err != nil {
-			m.log.Warn("release lease", "app", app, "err", err)
+		if handedOff {
+			return
 		}
+		m.giveBack(context.WithoutCancel(ctx), l)
 	}()
 	if d, ok, err := m.store.Deploy(ctx, app); err != nil {
 		return err
 	} else if ok && !d.Finished() {
 		m.log.Info("finishing an interrupted deploy", "app", app, "release", d.Release, "step", d.Step)
-		if _, err := m.drive(ctx, l, RecoverStep(d, m.cfg.Now()), nil); err != nil {
+		// A change made with background watches does not wait for the
+		// watch of an older release either: it counts as deployed.
+		moveOn := m.cfg.WatchInBackground && !recovering
+		d, err := m.drive(ctx, l, RecoverStep(d, m.cfg.Now()), nil, moveOn)
+		if err == nil && d.Step == StepWatch {
+			_, err = m.advance(ctx, l, d, StepResult{OK: true})
+		}
+		if err != nil {
 			return leaseCause(ctx, err)
 		}
 	}
-	return leaseCause(ctx, fn(ctx, l))
+	watch, err := fn(ctx, l)
+	if err != nil || watch == nil {
+		return leaseCause(ctx, err)
+	}
+	handedOff = m.watchInBackground(l, *watch)
+	return nil
+}
+
+// claim marks app busy in this Manager. A background watch of the app ends
+// first when moveOn is set; otherwise it makes the app busy.
+func (m *Manager) claim(ctx context.Context, app string, moveOn bool) error {
+	for {
+		m.mu.Lock()
+		w := m.watches[app]
+		if w == nil {
+			if m.busy[app] {
+				m.mu.Unlock()
+				return &LeaseError{App: app, Owner: m.cfg.Owner}
+			}
+			m.busy[app] = true
+			m.mu.Unlock()
+			return nil
+		}
+		m.mu.Unlock()
+		if !moveOn {
+			return &LeaseError{App: app, Owner: m.cfg.Owner}
+		}
+		if err := m.endWatch(ctx, w); err != nil {
+			return err
+		}
+	}
+}
+
+func (m *Manager) endWatch(ctx context.Context, w *watcher) error {
+	w.end(errMovedOn)
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// EndWatch ends the app's background watch, if this Manager runs one,
+// as the app's next change would: the watched release counts as deployed.
+// It returns once the journal says so and the lease is given back; when
+// the watch had found the release unhealthy, once the automatic rollback
+// is done. Call it before acting on the app's instances without the
+// Manager (stopping them all, deleting the app), which the watch would
+// take for a crash.
+func (m *Manager) EndWatch(ctx context.Context, app string) error {
+	m.mu.Lock()
+	w := m.watches[app]
+	m.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	return m.endWatch(ctx, w)
+}
+
+// Wait returns once no background watch runs, each having ended by
+// itself (its window over, or its rollback done), or when ctx ends.
+func (m *Manager) Wait(ctx context.Context) error {
+	for {
+		var w *watcher
+		m.mu.Lock()
+		for _, x := range m.watches {
+			w = x
+			break
+		}
+		m.mu.Unlock()
+		if w == nil {
+			return nil
+		}
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close ends the background watches and waits for their goroutines; a
+// deploy that reaches its watch afterwards returns with the watch left to
+// Recover, as described below. It is safe to call more than once.
+//
+// Close leaves an unfinished watch in the journal at StepWatch (and gives
+// the lease back), as a crash would, rather than counting the release
+// deployed: the watch is there to catch a release that fails after it took
+// over, and counting it deployed at every restart would let one escape the
+// rollback. Recover, after a restart, resumes the watch until its
+// WatchUntil, exactly as after a crash; a watch caught mid-rollback is
+// resumed there too, every step being journaled before it acts.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.endBase(errManagerClosed)
+	m.watchers.Wait()
+	return nil
+}
+
+// watchInBackground hands lease l, which holds d at StepWatch, to a new
+// background watch. It reports false, with the watch left to Recover, once
+// the Manager is closed.
+func (m *Manager) watchInBackground(l Lease, d Deploy) bool {
+	ctx, cancel := context.WithCancelCause(m.base)
+	wctx, endWatch := context.WithCancelCause(ctx)
+	w := &watcher{end: endWatch, done: make(chan struct{})}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		endWatch(nil)
+		cancel(nil)
+		m.log.Info("manager closed: the watch is left to Recover", "app", d.App, "release", d.Release)
+		return false
+	}
+	// The lease moves from the caller to the watch in one step: no call
+	// of this Manager can take it in between.
+	delete(m.busy, d.App)
+	m.watches[d.App] = w
+	m.watchers.Add(1)
+	m.mu.Unlock()
+	stopRenew := m.renewing(ctx, l, cancel)
+	go func() {
+		defer m.watchers.Done()
+		defer close(w.done)
+		defer func() {
+			m.mu.Lock()
+			delete(m.watches, d.App)
+			m.mu.Unlock()
+		}()
+		defer func() {
+			stopRenew()
+			endWatch(nil)
+			cancel(nil)
+			m.giveBack(context.Background(), l)
+		}()
+		m.finishWatch(ctx, wctx, l, d)
+	}()
+	return true
+}
+
+// finishWatch acts on d's watch step under wctx, then drives the deploy to
+// its end under ctx. When wctx ends because the app moved on, the watch
+// counts as passed; when ctx ends (Close, lease lost), the journal keeps
+// the deploy where it is.
+func (m *Manager) finishWatch(ctx, wctx context.Context, l Lease, d Deploy) {
+	res, err := m.act(wctx, d, nil)
+	if err != nil {
+		if ctx.Err() != nil || !errors.Is(context.Cause(wctx), errMovedOn) {
+			m.log.Warn("background watch stopped; the journal keeps it for Recover", "app", d.App, "release", d.Release,
+				"err", leaseCause(ctx, err))
+			return
+		}
+		m.log.Info("watch ended early: the app changes again", "app", d.App, "release", d.Release)
+		res = StepResult{OK: true}
+	}
+	d, err = m.advance(ctx, l, d, res)
+	if err == nil {
+		d, err = m.drive(ctx, l, d, nil, false)
+	}
+	if err != nil {
+		m.log.Warn("background deploy stopped; the journal keeps it for Recover", "app", d.App, "release", d.Release,
+			"step", d.Step, "err", leaseCause(ctx, err))
+	}
+}
+
+// giveBack releases l, bounded in time whatever ctx.
+func (m *Manager) giveBack(ctx context.Context, l Lease) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := m.store.ReleaseLease(ctx, l); err != nil {
+		m.log.Warn("release lease", "app", l.App, "err", err)
+	}
+}
+
+// renewing renews l until the returned func is called (which waits for it)
+// or ctx ends; when l is lost it cancels ctx with ErrLeaseLost.
+func (m *Manager) renewing(ctx context.Context, l Lease, cancel context.CancelCauseFunc) (stop func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	done := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		m.renew(ctx, l, done, cancel)
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 func leaseCause(ctx context.Context, err error) error {
@@ -494,28 +732,28 @@ func (m *Manager) renew(ctx context.Context, l Lease, stop <-chan struct{}, canc
 // releases, zero when there is none) and deploys it, holding the lease.
 func (m *Manager) change(ctx context.Context, app string, o DeployOptions, mk func(cur, latest Release) (Release, error)) (Release, error) {
 	var out Release
-	err := m.withLease(ctx, app, func(ctx context.Context, l Lease) error {
+	err := m.leased(ctx, app, false, func(ctx context.Context, l Lease) (*Deploy, error) {
 		a, err := m.store.App(ctx, app)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var cur, latest Release
 		if a.Current > 0 {
 			if cur, err = m.store.Release(ctx, app, a.Current); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if a.Latest > 0 {
 			if latest, err = m.store.Release(ctx, app, a.Latest); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		r, err := mk(cur, latest)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := r.Config.Validate(); err != nil {
-			return err
+			return nil, err
 		}
 		now := m.cfg.Now().UTC()
 		if !r.Runnable() {
@@ -527,7 +765,7 @@ func (m *Manager) change(ctx context.Context, app string, o DeployOptions, mk fu
 			}
 			out, err = m.store.Commit(ctx, app, l, c)
 			m.event(app, observe.EventReleaseCreated, out.Version, out.Description)
-			return err
+			return nil, err
 		}
 		r.Status = StatusReleasing
 		d := Deploy{Previous: a.Current, Step: StepStart, SkipReleasePhase: o.SkipReleasePhase, Started: now, Updated: now}
@@ -536,31 +774,33 @@ func (m *Manager) change(ctx context.Context, app string, o DeployOptions, mk fu
 		}
 		created, err := m.store.Commit(ctx, app, l, Change{Create: &r, Deploy: &d})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		d.App, d.Release = app, created.Version
 		m.step(d)
 		m.event(app, observe.EventReleaseCreated, created.Version, created.Description)
 		m.event(app, observe.EventDeployStarted, created.Version, "")
-		final, err := m.drive(ctx, l, d, o.Output)
+		final, err := m.drive(ctx, l, d, o.Output, m.cfg.WatchInBackground)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out, err = m.store.Release(ctx, app, created.Version)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch {
+		case final.Step == StepWatch: // the release serves; watched in the background
+			return &final, nil
 		case final.Release != created.Version: // rolled back automatically
-			return &DeployError{App: app, Version: created.Version, Reason: out.FailureReason, Err: ErrRolledBack}
+			return nil, &DeployError{App: app, Version: created.Version, Reason: out.FailureReason, Err: ErrRolledBack}
 		case final.Outcome == OutcomeFailed:
 			sentinel := ErrUnhealthy
 			if final.FailedAt == StepReleasePhase {
 				sentinel = ErrReleasePhaseFailed
 			}
-			return &DeployError{App: app, Version: created.Version, Reason: final.Reason, Err: sentinel}
+			return nil, &DeployError{App: app, Version: created.Version, Reason: final.Reason, Err: sentinel}
 		}
-		return nil
+		return nil, nil
 	})
 	return out, err
 }
@@ -579,58 +819,70 @@ func (m *Manager) event(app string, kind observe.EventKind, version int, msg str
 }
 
 // drive runs deploy d from its journaled step to the end: act, decide
-// (NextStep), journal, and again. It returns the final journal, or an
-// error when it could not go on (ctx ended, store or scheduler trouble):
-// the journal then shows where to resume.
-func (m *Manager) drive(ctx context.Context, l Lease, d Deploy, out io.Writer) (Deploy, error) {
-	for !d.Finished() {
+// (NextStep), journal, and again; with stopAtWatch, only until the journal
+// says StepWatch. It returns the last journal, or an error when it could
+// not go on (ctx ended, store or scheduler trouble): the journal then
+// shows where to resume.
+func (m *Manager) drive(ctx context.Context, l Lease, d Deploy, out io.Writer, stopAtWatch bool) (Deploy, error) {
+	for !d.Finished() && !(stopAtWatch && d.Step == StepWatch) {
 		res, err := m.act(ctx, d, out)
 		if err != nil {
 			return d, err
 		}
-		p := NextStep(d, res, m.cfg.Now().UTC(), m.cfg.WatchWindow)
-		c := Change{Deploy: &p.Deploy, Statuses: p.Statuses, Current: p.Current}
-		if p.Rollback {
-			prev, err := m.store.Release(ctx, d.App, d.Previous)
+		if d, err = m.advance(ctx, l, d, res); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// advance journals where deploy d goes once its step came out as res, and
+// returns the new journal (d itself, on error).
+func (m *Manager) advance(ctx context.Context, l Lease, d Deploy, res StepResult) (Deploy, error) {
+	p := NextStep(d, res, m.cfg.Now().UTC(), m.cfg.WatchWindow)
+	c := Change{Deploy: &p.Deploy, Statuses: p.Statuses, Current: p.Current}
+	if p.Rollback {
+		prev, err := m.store.Release(ctx, d.App, d.Previous)
+		if err != nil {
+			return d, err
+		}
+		r, err := rollbackOf(prev)
+		if err != nil {
+			// Nothing to roll back to: keep the release, failed watch noted.
+			p.Deploy.Outcome, p.Rollback = OutcomeDeployed, false
+			c.Statuses = []StatusChange{{Version: d.Release, Status: StatusDeployed}}
+		} else {
+			r.Description = fmt.Sprintf("Automatic rollback to v%d: v%d %s", prev.Version, d.Release, d.Reason)
+			r.Status = StatusReleasing
+			// An automatic rollback restores service: it skips the
+			// release phase (which ran when the copied release was
+			// first deployed) and is not watched.
+			nd := Deploy{Previous: d.Release, Step: StepStart, AutoRollback: true, Reason: d.Reason, SkipReleasePhase: true,
+				Started: p.Deploy.Updated, Updated: p.Deploy.Updated}
+			created, err := m.store.Commit(ctx, d.App, l, Change{Create: &r, Deploy: &nd})
 			if err != nil {
 				return d, err
 			}
-			r, err := rollbackOf(prev)
-			if err != nil {
-				// Nothing to roll back to: keep the release, failed watch noted.
-				p.Deploy.Outcome, p.Rollback = OutcomeDeployed, false
-				c.Statuses = []StatusChange{{Version: d.Release, Status: StatusDeployed}}
-			} else {
-				r.Description = fmt.Sprintf("Automatic rollback to v%d: v%d %s", prev.Version, d.Release, d.Reason)
-				r.Status = StatusReleasing
-				// An automatic rollback restores service: it skips the
-				// release phase (which ran when the copied release was
-				// first deployed) and is not watched.
-				nd := Deploy{Previous: d.Release, Step: StepStart, AutoRollback: true, Reason: d.Reason, SkipReleasePhase: true,
-					Started: p.Deploy.Updated, Updated: p.Deploy.Updated}
-				created, err := m.store.Commit(ctx, d.App, l, Change{Create: &r, Deploy: &nd})
-				if err != nil {
-					return d, err
-				}
-				nd.App, nd.Release = d.App, created.Version
-				m.event(d.App, observe.EventRollback, created.Version, r.Description)
-				m.step(nd)
-				d = nd
-				continue
-			}
+			nd.App, nd.Release = d.App, created.Version
+			// The rolled back release failed; say so, as nobody may be
+			// waiting for its deploy (a background watch).
+			m.event(d.App, observe.EventDeployFailed, d.Release, "rolled back: "+d.Reason)
+			m.event(d.App, observe.EventRollback, created.Version, r.Description)
+			m.step(nd)
+			return nd, nil
 		}
-		if _, err := m.store.Commit(ctx, d.App, l, c); err != nil {
-			return d, err
-		}
-		d = p.Deploy
-		m.step(d)
-		if d.Finished() {
-			switch d.Outcome {
-			case OutcomeDeployed:
-				m.event(d.App, observe.EventDeploySucceeded, d.Release, "")
-			case OutcomeFailed:
-				m.event(d.App, observe.EventDeployFailed, d.Release, d.Reason)
-			}
+	}
+	if _, err := m.store.Commit(ctx, d.App, l, c); err != nil {
+		return d, err
+	}
+	d = p.Deploy
+	m.step(d)
+	if d.Finished() {
+		switch d.Outcome {
+		case OutcomeDeployed:
+			m.event(d.App, observe.EventDeploySucceeded, d.Release, "")
+		case OutcomeFailed:
+			m.event(d.App, observe.EventDeployFailed, d.Release, d.Reason)
 		}
 	}
 	return d, nil
@@ -1163,14 +1415,14 @@ func (m *Manager) Recover(ctx context.Context) (RecoverReport, error) {
 		if !ok || d.Finished() {
 			// Give back a lease this control plane held when it died
 			// between the last journal write and the lease's release.
-			err := m.withLease(ctx, a.Name, func(ctx context.Context, l Lease) error { return nil })
+			err := m.leased(ctx, a.Name, true, func(ctx context.Context, l Lease) (*Deploy, error) { return nil, nil })
 			if err != nil && !errors.Is(err, ErrDeployInProgress) {
 				errs = append(errs, fmt.Errorf("recover %s: %w", a.Name, err))
 			}
 			continue
 		}
 		ra := RecoveredApp{App: a.Name, Release: d.Release, Step: d.Step}
-		ra.Err = m.withLease(ctx, a.Name, func(ctx context.Context, l Lease) error { return nil })
+		ra.Err = m.leased(ctx, a.Name, true, func(ctx context.Context, l Lease) (*Deploy, error) { return nil, nil })
 		if fd, _, err := m.store.Deploy(ctx, a.Name); err == nil {
 			ra.Final = fd
 		}
