@@ -240,22 +240,67 @@ var crashScenarios = map[string]map[string]string{
 	"no-release-cmd": {"web": "web", "worker": "worker2"},
 }
 
+// bgScenarios run a crashScenario with background watches: the deploy
+// returns at the watch, which goes on in the Manager's goroutine (kills
+// after that hit the goroutine); with close, the Manager is closed at
+// once, leaving the watch in the journal for Recover.
+var bgScenarios = map[string]struct {
+	base  string
+	close bool
+}{
+	"ok-bg":               {"ok", false},
+	"rolls-back-bg":       {"rolls-back", false},
+	"rolls-back-bg-close": {"rolls-back", true},
+}
+
+// baseScenario is the crashScenario sc runs.
+func baseScenario(sc string) string {
+	if b, ok := bgScenarios[sc]; ok {
+		return b.base
+	}
+	return sc
+}
+
+// deployScenario makes the interrupted deploy of scenario sc with m, and
+// waits for its background watch, if any.
+func deployScenario(m *release.Manager, sc string) error {
+	ctx := context.Background()
+	_, err := m.Deploy(ctx, "app", build(crashScenarios[baseScenario(sc)], 2), release.DeployOptions{})
+	if b, ok := bgScenarios[sc]; ok && !b.close {
+		if werr := m.Wait(ctx); werr != nil {
+			return werr
+		}
+	}
+	m.Close()
+	return err
+}
+
+// scenarioConfig sets up the Manager of scenario sc.
+func scenarioConfig(sc string) func(*release.ManagerConfig) {
+	_, bg := bgScenarios[sc]
+	return func(c *release.ManagerConfig) { c.WatchInBackground = bg }
+}
+
 var v1Procs = map[string]string{"web": "web", "worker": "worker", "release": "exit 0"}
 
 type crashStore struct {
 	open func(t testing.TB) release.Store
 }
 
-func crashManager(t testing.TB, st release.Store, w *fileWorld, onStep func(release.Deploy)) *release.Manager {
-	return crashManagerAs(t, "control-plane", 5*time.Second, st, w, onStep)
+func crashManager(t testing.TB, st release.Store, w *fileWorld, onStep func(release.Deploy), edit ...func(*release.ManagerConfig)) *release.Manager {
+	return crashManagerAs(t, "control-plane", 5*time.Second, st, w, onStep, edit...)
 }
 
-func crashManagerAs(t testing.TB, owner string, ttl time.Duration, st release.Store, w *fileWorld, onStep func(release.Deploy)) *release.Manager {
-	m, err := release.NewManager(release.ManagerConfig{
+func crashManagerAs(t testing.TB, owner string, ttl time.Duration, st release.Store, w *fileWorld, onStep func(release.Deploy), edit ...func(*release.ManagerConfig)) *release.Manager {
+	cfg := release.ManagerConfig{
 		Store: st, Scheduler: w, Traffic: w, Owner: owner, LeaseTTL: ttl,
 		Health:      release.HealthCheck{Interval: 2 * time.Millisecond, Attempts: 10},
 		WatchWindow: 60 * time.Millisecond, UnhealthyPolls: 1, OnStep: onStep,
-	})
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	m, err := release.NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,15 +335,14 @@ func TestCrashChild(t *testing.T) {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
 		}
-	})
+	}, scenarioConfig(scenario))
 	if scenario == "recover" {
 		if _, err := m.Recover(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	_, err := m.Deploy(ctx, "app", build(crashScenarios[scenario], 2), release.DeployOptions{})
-	fmt.Printf("deploy: %v\n", err)
+	fmt.Printf("deploy: %v\n", deployScenario(m, scenario))
 }
 
 func openCrashStore(t testing.TB, spec string) release.Store {
@@ -325,8 +369,11 @@ func openCrashStore(t testing.TB, spec string) release.Store {
 // every change, against stores made by newStore (which returns the spec
 // the child opens, and a fresh store for it).
 func runCrashHarness(t *testing.T, newStore func(t *testing.T) string) {
-	scenarios := make([]string, 0, len(crashScenarios))
+	scenarios := make([]string, 0, len(crashScenarios)+len(bgScenarios))
 	for s := range crashScenarios {
+		scenarios = append(scenarios, s)
+	}
+	for s := range bgScenarios {
 		scenarios = append(scenarios, s)
 	}
 	sort.Strings(scenarios)
@@ -337,6 +384,9 @@ func runCrashHarness(t *testing.T, newStore func(t *testing.T) string) {
 			world := setupCrash(t, spec)
 			steps, ops := countRun(t, spec, world, sc)
 			t.Logf("%s: %d journal writes, %d world changes", sc, steps, ops)
+			if bgScenarios[sc].close {
+				recoverInProcess(t, spec, world) // the restart after Close
+			}
 			checkInvariants(t, spec, world, sc, "uninterrupted")
 			cases := 0
 			for _, kill := range []struct {
@@ -398,8 +448,8 @@ func countRun(t *testing.T, spec, world, sc string) (steps, ops int) {
 	st := openCrashStore(t, spec)
 	defer st.Close()
 	w := &fileWorld{path: world}
-	m := crashManager(t, st, w, func(release.Deploy) { steps++ })
-	_, err := m.Deploy(context.Background(), "app", build(crashScenarios[sc], 2), release.DeployOptions{})
+	m := crashManager(t, st, w, func(release.Deploy) { steps++ }, scenarioConfig(sc))
+	err := deployScenario(m, sc)
 	t.Logf("%s uninterrupted: %v", sc, err)
 	return steps, w.ops
 }
@@ -434,6 +484,7 @@ func checkInvariants(t *testing.T, spec, world, sc, name string) {
 		t.Helper()
 		t.Errorf("%s/%s: "+format, append([]any{sc, name}, args...)...)
 	}
+	sc = baseScenario(sc)
 	d, ok, err := st.Deploy(ctx, "app")
 	if err != nil || !ok || !d.Finished() {
 		fail("journal not finished: %+v %v %v", d, ok, err)
