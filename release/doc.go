@@ -18,6 +18,11 @@
 //     check), traffic switches atomically, the old instances drain and stop.
 //  3. Watch: when new instances turn unhealthy within a window after the
 //     switch, the Manager rolls back by itself to the previous release.
+//     By default the deploy returns once the window ends; with
+//     ManagerConfig.WatchInBackground it returns once the release serves,
+//     and the watch goes on in the Manager's goroutine until the window
+//     ends, the app changes again (the release then counts as deployed)
+//     or Manager.Close (the watch is then left to Recover).
 //
 // Process types other than web are replaced in the same deploy: the new
 // instances start beside the old ones, and the old ones stop after the
@@ -44,7 +49,9 @@
 // Store (owner, token, expiry), renewed while it deploys; another deploy
 // gets ErrDeployInProgress, and the lease of a control plane that died
 // expires after ManagerConfig.LeaseTTL and is taken over, its token
-// fencing off any late write of the dead holder.
+// fencing off any late write of the dead holder. A background watch holds
+// the lease too: other control planes wait for it, while the app's next
+// change through the same Manager ends it first.
 //
 // Every step is written to the deploy journal in the Store before it is
 // acted on; Manager.Recover brings every app back to a consistent state

@@ -281,10 +281,14 @@ type ConfigChange struct {
 }
 
 // Deploy makes a release of b with the app's latest config and deploys it.
-// It returns the release once it serves, or a *DeployError when it never
-// took over or was rolled back (the release is then failed, and the
-// previous one serves). ErrAppNotFound; ErrDeployInProgress while another
-// deploy of the app runs (here or in another control plane).
+// It returns the release once it serves and its watch ended, or a
+// *DeployError when it never took over or was rolled back (the release is
+// then failed, and the previous one serves). With
+// ManagerConfig.WatchInBackground it returns as soon as the release
+// serves, and a later rollback is only reported as events.
+// ErrAppNotFound; ErrDeployInProgress while another deploy of the app runs
+// (here or in another control plane; a background watch of this Manager
+// is ended instead, see WatchInBackground).
 //
 // When ctx ends mid-deploy, Deploy returns ctx's error and the journal
 // keeps the deploy where it was: the app's next change, or Recover,
