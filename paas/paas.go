@@ -147,12 +147,13 @@ func New(cfg Config) (*Platform, error) {
 	return p, nil
 }
 
-// Close stops the Platform's own goroutines. It stops neither instances nor
-// the parts it was given: their owner closes them.
+// Close stops the Platform's own goroutines, the release manager's
+// background watches included (see release.Manager.Close). It stops
+// neither instances nor the parts it was given: their owner closes them.
 func (p *Platform) Close() error {
 	p.stop()
 	p.wg.Wait()
-	return nil
+	return p.mgr.Close()
 }
 
 // Manager returns the release manager the Platform drives, for what the
@@ -212,6 +213,10 @@ func (p *Platform) StopAll(ctx context.Context) error {
 	}
 	var errs []error
 	for _, a := range apps {
+		// A watch would take the stop for a crash and roll back.
+		if err := p.mgr.EndWatch(ctx, a.Name); err != nil {
+			return err
+		}
 		if p.traffic != nil {
 			p.traffic.forget(a.Name)
 		}
@@ -244,6 +249,9 @@ func (p *Platform) App(ctx context.Context, name string) (release.App, error) {
 func (p *Platform) DestroyApp(ctx context.Context, name string) error {
 	a, err := p.cfg.Store.App(ctx, name)
 	if err != nil {
+		return err
+	}
+	if err := p.mgr.EndWatch(ctx, name); err != nil {
 		return err
 	}
 	if p.cfg.Router != nil {
