@@ -161,10 +161,12 @@ func serve(ctx context.Context, f serverFlags) error {
 		Release: release.ManagerConfig{
 			Owner:  "minipaas@" + f.state,
 			Health: release.HealthCheck{Path: f.healthPath},
-			// A deploy (and the push that started it) lasts until the
-			// watch ends; 10 s catches instances that crash at once
-			// without keeping every push waiting half a minute.
-			WatchWindow: f.watch,
+			// 10 s catches instances that crash at once. The push returns
+			// once the new release serves, as on Heroku: the watch goes
+			// on in the background (an automatic rollback then shows in
+			// `releases`), and the app's next change ends it.
+			WatchWindow:       f.watch,
+			WatchInBackground: true,
 		},
 		Logger: log.With("part", "platform"),
 	})
