@@ -114,15 +114,17 @@ type ManagerConfig struct {
 	// with the release and a nil error, as Heroku and Dokku do. The watch
 	// goes on in a goroutine of the Manager that keeps the app's lease
 	// and journals every step as a foreground deploy does; an automatic
-	// rollback it makes is only reported through Events and Logger
-	// (EventDeployFailed for the watched release, EventRollback, then the
-	// rollback's own EventDeploySucceeded or EventDeployFailed).
+	// rollback it makes is only reported through the releases' statuses,
+	// Logger and Events (EventDeployFailed for the watched release,
+	// EventRollback, then the rollback's own EventDeploySucceeded or
+	// EventDeployFailed).
 	//
 	// The app's next change through this Manager (Deploy, SetConfig,
 	// Rollback, Scale) or EndWatch first ends the watch: its release counts
 	// as deployed, since only the newest release is watched. Another
 	// Manager sharing the Store gets ErrDeployInProgress until the watch
-	// ends, as during any deploy. Close ends every watch; see Close.
+	// ends, as during any deploy. Wait waits for the watches to end by
+	// themselves; Close ends them (see Close).
 	WatchInBackground bool
 	// UnhealthyPolls is how many polls in a row must find a new instance
 	// unhealthy during the watch to roll back; zero means 3.
@@ -870,6 +872,7 @@ func (m *Manager) advance(ctx context.Context, l Lease, d Deploy, res StepResult
 			nd.App, nd.Release = d.App, created.Version
 			// The rolled back release failed; say so, as nobody may be
 			// waiting for its deploy (a background watch).
+			m.log.Warn("rolling back automatically", "app", d.App, "release", d.Release, "rollback", created.Version, "reason", d.Reason)
 			m.event(d.App, observe.EventDeployFailed, d.Release, "rolled back: "+d.Reason)
 			m.event(d.App, observe.EventRollback, created.Version, r.Description)
 			m.step(nd)
