@@ -62,6 +62,18 @@ type Config struct {
 	// between requests. If zero, 60s.
 	ClientIdleTimeout time.Duration
 
+	// ClientWriteTimeout is the rolling window for writing to a client:
+	// every write to the connection must make progress within it, however
+	// long the whole response takes. Otherwise (a client that stopped
+	// reading: a slow-read attack, a dead peer) the connection is closed
+	// and a request in progress is cancelled at its instance and reported
+	// as H28. One write is at most 32 KiB, so a client that reads less
+	// than that per window is cut off too. It also applies to upgraded
+	// connections (whose instance side keeps IdleTimeout), on the
+	// listeners of Serve and ServeTLS; not when the Router is a handler
+	// of another server. If zero, 55s, as on Heroku.
+	ClientWriteTimeout time.Duration
+
 	// MaxHeaderBytes bounds the size of a request's headers (431 beyond).
 	// If zero, 64 KiB.
 	MaxHeaderBytes int
@@ -130,6 +142,7 @@ func (c *Config) Validate() error {
 		neg("QueueTimeout", c.QueueTimeout), neg("ConnectTimeout", c.ConnectTimeout),
 		neg("FirstByteTimeout", c.FirstByteTimeout), neg("IdleTimeout", c.IdleTimeout),
 		neg("ReadHeaderTimeout", c.ReadHeaderTimeout), neg("ClientIdleTimeout", c.ClientIdleTimeout),
+		neg("ClientWriteTimeout", c.ClientWriteTimeout),
 		neg("Quarantine", c.Quarantine), neg("DrainTimeout", c.DrainTimeout),
 		neg("HealthCheck.Interval", c.HealthCheck.Interval), neg("HealthCheck.Timeout", c.HealthCheck.Timeout),
 	} {
@@ -184,6 +197,7 @@ func (c Config) withDefaults() Config {
 	c.IdleTimeout = orDur(c.IdleTimeout, 55*time.Second)
 	c.ReadHeaderTimeout = orDur(c.ReadHeaderTimeout, 10*time.Second)
 	c.ClientIdleTimeout = orDur(c.ClientIdleTimeout, 60*time.Second)
+	c.ClientWriteTimeout = orDur(c.ClientWriteTimeout, 55*time.Second)
 	c.MaxHeaderBytes = orInt(c.MaxHeaderBytes, 64<<10)
 	c.MaxConns = orInt(c.MaxConns, 10000)
 	c.MaxIdleConnsPerBackend = orInt(c.MaxIdleConnsPerBackend, 256)

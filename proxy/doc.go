@@ -50,9 +50,19 @@
 // target not in origin form, an ACME challenge, the HTTP/2 preface) hands
 // the connection, with the bytes already read, to a net/http server, which
 // serves it from then on. ReadHeaderTimeout, ClientIdleTimeout,
-// MaxHeaderBytes and MaxConns apply on both; [Router.ServeTLS] uses
-// net/http's server alone. Unlike net/http, the front end does not sniff a
-// Content-Type for responses that lack one.
+// ClientWriteTimeout, MaxHeaderBytes and MaxConns apply on both;
+// [Router.ServeTLS] uses net/http's server alone. Unlike net/http, the
+// front end does not sniff a Content-Type for responses that lack one.
+//
+// As on Heroku, the 55-second window applies towards the client too:
+// every write to a client connection (responses, upgraded connections,
+// TLS) has its own deadline of Config.ClientWriteTimeout, so a client that
+// stops reading is disconnected (H28) and its instance request cancelled,
+// while a long download that keeps moving is never cut. net/http's
+// absolute Server.WriteTimeout is not used. The last buffered bytes of a
+// response (at most 4 KiB) are sent after the request was reported: a
+// client that takes none of them is disconnected all the same, with no
+// second report.
 //
 // # Headers
 //
@@ -84,6 +94,8 @@
 //	H21   503     backend connection refused: every connect attempt was refused
 //	H25   413     HTTP restriction: request body over Config.MaxBodyBytes
 //	H27   499     client request interrupted: the client went away (nothing is sent)
+//	H28   -       client connection idle: a write to the client made no progress for Config.ClientWriteTimeout
+//	              (the client stopped reading; status already sent; the connection is closed)
 //	H00   404     unknown host: no app is routed at this host (no instance is touched; Slipway's own code)
 //	H99   500     router error (a bug)
 //

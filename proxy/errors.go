@@ -27,6 +27,7 @@ const (
 	CodeConnRefused       Code = "H21" // 503: instances refused the connection
 	CodeHTTPRestriction   Code = "H25" // 413: request body over MaxBodyBytes
 	CodeClientInterrupted Code = "H27" // 499: the client went away
+	CodeClientIdle        Code = "H28" // aborted: the client took no response byte for ClientWriteTimeout
 	CodeRouterError       Code = "H99" // 500: a router bug
 )
 
@@ -51,6 +52,7 @@ var codeInfo = map[Code]struct {
 	CodeConnRefused:       {http.StatusServiceUnavailable, "Backend connection refused"},
 	CodeHTTPRestriction:   {http.StatusRequestEntityTooLarge, "Request body too large"},
 	CodeClientInterrupted: {StatusClientClosed, "Client request interrupted"},
+	CodeClientIdle:        {StatusClientClosed, "Client connection idle"},
 	CodeRouterError:       {http.StatusInternalServerError, "Router error"},
 }
 

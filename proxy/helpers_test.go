@@ -241,4 +241,5 @@ func runForwardingTests(t *testing.T) {
 	t.Run("ClientGoesAway", TestClientGoesAway)
 	t.Run("RequestLimits", TestRequestLimits)
 	t.Run("Truncated", TestTruncatedResponse)
+	t.Run("ClientWriteTimeout", TestClientWriteTimeout)
 }

@@ -385,7 +385,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			}
 			code := CodeInterrupted
 			if st.rw.writeErr || req.Context().Err() != nil {
-				code = CodeClientInterrupted
+				code = st.rw.clientCode()
 			}
 			if p != http.ErrAbortHandler {
 				code = CodeRouterError

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 )
 
@@ -18,6 +19,7 @@ type respWriter struct {
 	bytes       int64
 	wroteHeader bool
 	writeErr    bool
+	writeIdle   bool // a write ran into Config.ClientWriteTimeout
 	hijacked    bool
 	err         error // set by proxyErrorHandler
 }
@@ -50,7 +52,7 @@ func (w *respWriter) Write(p []byte) (int, error) {
 	n, err := w.w.Write(p)
 	w.bytes += int64(n)
 	if err != nil {
-		w.writeErr = true
+		w.noteWriteErr(err)
 	}
 	return n, err
 }
@@ -65,9 +67,26 @@ func (w *respWriter) FlushError() error {
 	}
 	err := http.NewResponseController(w.w).Flush()
 	if err != nil {
-		w.writeErr = true
+		w.noteWriteErr(err)
 	}
 	return err
+}
+
+// noteWriteErr records that writing to the client failed, and whether it
+// was the client write deadline.
+func (w *respWriter) noteWriteErr(err error) {
+	w.writeErr = true
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.writeIdle = true
+	}
+}
+
+// clientCode is the code of a request whose client connection failed.
+func (w *respWriter) clientCode() Code {
+	if w.writeIdle {
+		return CodeClientIdle
+	}
+	return CodeClientInterrupted
 }
 
 // Hijack takes over the client connection, for protocol upgrades.

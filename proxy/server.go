@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,7 +26,7 @@ func (rt *Router) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	defer rt.forget(srv)
-	lln := newLimitListener(ln, rt.cfg.MaxConns)
+	lln := newLimitListener(ln, rt.cfg.MaxConns, rt.cfg.ClientWriteTimeout)
 	if rt.noFrontEnd {
 		return srv.Serve(lln)
 	}
@@ -63,7 +64,7 @@ func (rt *Router) ServeTLS(ln net.Listener) error {
 	}
 	defer rt.forget(srv)
 	srv.TLSConfig = tc
-	return srv.ServeTLS(newLimitListener(ln, rt.cfg.MaxConns), "", "")
+	return srv.ServeTLS(newLimitListener(ln, rt.cfg.MaxConns, rt.cfg.ClientWriteTimeout), "", "")
 }
 
 // ListenAndServe listens on the TCP address addr and calls Serve.
@@ -200,16 +201,27 @@ func (rt *Router) closeBackends() {
 	rt.healthClient.CloseIdleConnections()
 }
 
-// limitListener holds at most n accepted connections at once.
+// limitListener holds at most n accepted connections at once, and gives
+// their writes a rolling deadline.
 type limitListener struct {
 	net.Listener
-	sem  chan struct{}
-	done chan struct{}
-	once sync.Once
+	sem    chan struct{}
+	done   chan struct{}
+	once   sync.Once
+	window time.Duration // Config.ClientWriteTimeout
+	slack  time.Duration // how stale a write deadline may get
 }
 
-func newLimitListener(ln net.Listener, n int) net.Listener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+func newLimitListener(ln net.Listener, n int, window time.Duration) net.Listener {
+	return &limitListener{
+		Listener: ln,
+		sem:      make(chan struct{}, n),
+		done:     make(chan struct{}),
+		window:   window,
+		// As for the front end's idle timeout: a sixteenth of the
+		// window, at most a second.
+		slack: min(window/16, time.Second),
+	}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -223,7 +235,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	return &limitConn{Conn: c, l: l}, nil
 }
 
 func (l *limitListener) Close() error {
@@ -231,10 +243,73 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
+// limitConn is a client connection. Every Write gets a deadline of
+// Config.ClientWriteTimeout from its start: a rolling window, so a long
+// download or stream that keeps moving is never cut, while a client that
+// takes nothing (its TCP window closed) frees the connection, its goroutine
+// and the instance's request. Doing it here covers every writer at once:
+// the front end, net/http's server after a hand-off (whose WriteTimeout is
+// an absolute deadline for the whole response, and whose
+// ResponseController.SetWriteDeadline would need a call per flush and miss
+// net/http's own writes), TLS, HTTP/2 and hijacked (upgraded) connections.
+//
+// A deadline is re-armed only when it would move by more than the
+// listener's slack, so a busy connection costs a time.Now per write and a
+// timer update at most once a second; a write may thus be cut after
+// window-slack without progress. The deadline is kept on the monotonic
+// clock, so a wall-clock step cannot stall the re-arming.
 type limitConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	l    *limitListener
+	once sync.Once
+	// wdl is the write deadline Write last set, in nanoseconds since
+	// clockBase; 0 when none is known, explicitDeadline while the
+	// connection's user has set one of its own.
+	wdl atomic.Int64
+}
+
+// explicitDeadline marks a write deadline set through SetWriteDeadline,
+// which Write leaves alone until it is cleared.
+const explicitDeadline = -1
+
+// clockBase is the origin of limitConn's monotonic deadlines.
+var clockBase = time.Now()
+
+func (c *limitConn) Write(p []byte) (int, error) {
+	if d := c.wdl.Load(); d != explicitDeadline {
+		now := time.Now()
+		if want := int64(now.Sub(clockBase) + c.l.window); want-d > int64(c.l.slack) {
+			c.Conn.SetWriteDeadline(now.Add(c.l.window))
+			c.wdl.Store(want)
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline sets a deadline that replaces the rolling one (net/http
+// does so for TLS handshakes and for http.ResponseController); clearing it
+// brings the rolling deadline back. net/http clears the write deadline
+// after every response: the rolling one is then kept as it is.
+func (c *limitConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() {
+		if c.wdl.Load() != explicitDeadline {
+			return nil
+		}
+		err := c.Conn.SetWriteDeadline(t)
+		c.wdl.Store(0)
+		return err
+	}
+	c.wdl.Store(explicitDeadline)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets the read deadline and, as SetWriteDeadline does, the
+// write deadline.
+func (c *limitConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
 }
 
 func (c *limitConn) Close() error {
@@ -242,3 +317,5 @@ func (c *limitConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
+
+func (c *limitConn) release() { <-c.l.sem }

@@ -197,6 +197,7 @@ func TestNormalizeHost(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	bad := []Config{
 		{QueueTimeout: -1},
+		{ClientWriteTimeout: -time.Second},
 		{Concurrency: -1},
 		{HealthCheck: HealthCheck{Path: "health"}},
 		{ACME: &ACME{}},
