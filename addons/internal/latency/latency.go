@@ -4,10 +4,58 @@
 package latency
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/slipwayhq/slipway/addons"
 )
+
+// Reference is the raw work an adapter is compared with: Provision does
+// the least a naive provisioner would for the i-th round (a unique name
+// made from run and i), Deprovision undoes it.
+type Reference struct {
+	Name        string // "raw CREATE ROLE+DATABASE"
+	Provision   func(ctx context.Context, run int64, i int) error
+	Deprovision func(ctx context.Context, run int64, i int) error
+}
+
+// Run measures p's Provision and Deprovision for a fresh app each round,
+// interleaved with ref's in the same round so that noise spreads over
+// both, and reports them with Report under name.
+func Run(b *testing.B, name string, p addons.Provisioner, ref Reference) {
+	b.Helper()
+	ctx := context.Background()
+	run := time.Now().UnixNano()
+	var prov, deprov, refProv, refDeprov []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		t0 := time.Now()
+		res, err := p.Provision(ctx, addons.Request{RequestID: fmt.Sprintf("bench-%d-%d", run, i), App: fmt.Sprintf("bench-%d", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := p.Deprovision(ctx, res.ID); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if err := ref.Provision(ctx, run, i); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		if err := ref.Deprovision(ctx, run, i); err != nil {
+			b.Fatal(err)
+		}
+		t4 := time.Now()
+		prov, deprov = append(prov, t1.Sub(t0)), append(deprov, t2.Sub(t1))
+		refProv, refDeprov = append(refProv, t3.Sub(t2)), append(refDeprov, t4.Sub(t3))
+	}
+	Report(b, name, ref.Name, prov, deprov, refProv, refDeprov)
+}
 
 // Quantile returns the q-quantile (0..1) of d, nearest rank.
 func Quantile(d []time.Duration, q float64) time.Duration {
